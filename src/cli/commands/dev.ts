@@ -1,0 +1,35 @@
+import { EXIT, wantsHelp, type CliCommand } from "../cli-command.js";
+import { CONFIG_HELP } from "./config-help.js";
+import { runBroker } from "./run-broker.js";
+
+export const devCommand: CliCommand = {
+  name: "dev",
+  summary: "Run the broker on embedded dev defaults (in-memory store, generated key)",
+  help: `Usage: capvault dev [flags]
+
+Runs the broker with nothing to set up: an in-memory store (data is lost on exit), a freshly generated
+key-encryption key, loopback addresses only. Give a MongoDB URI (CAPVAULT_MONGODB_URI) to keep data.
+
+${CONFIG_HELP}`,
+  async run(argv) {
+    if (wantsHelp(argv)) {
+      process.stdout.write(this.help);
+      return EXIT.ok;
+    }
+    return runBroker(argv, "dev", (address) => {
+      process.stdout.write(
+        [
+          "",
+          `capvault dev broker is running on ${address} (gRPC, plaintext, loopback only).`,
+          "Storage is in memory and the key-encryption key was generated for this run: nothing survives a restart.",
+          "",
+          "Next:",
+          `  check it:        npx capvault health --grpc-addr ${address}`,
+          `  list services:   grpcurl -plaintext ${address} list`,
+          "  stop it:         Ctrl-C",
+          "",
+        ].join("\n"),
+      );
+    });
+  },
+};

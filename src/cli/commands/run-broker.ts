@@ -1,0 +1,55 @@
+import { startBroker } from "../../broker/broker.js";
+import { ConfigError, loadConfig, parseFlags, redactConfig } from "../../config/load-config.js";
+import { createLogger } from "../../log/logger.js";
+import { EXIT } from "../cli-command.js";
+
+/** Shared by `serve` and `dev`: load configuration, start the broker, stop gracefully on SIGTERM/SIGINT. */
+export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted?: (address: string) => void): Promise<number> {
+  const { flags, config: file, rest, problems } = parseFlags(argv);
+  if (rest.length) problems.push(`unexpected argument ${JSON.stringify(rest[0])} (see --help)`);
+  let config;
+  try {
+    if (problems.length) throw new ConfigError(problems);
+    config = loadConfig({ flags, file, overrides: mode === "dev" ? { dev: true } : {} });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`capvault ${mode}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.log.level);
+  logger.debug({ config: redactConfig(config) }, "configuration");
+
+  let broker;
+  try {
+    broker = await startBroker(config, logger);
+  } catch (err) {
+    logger.error({ err }, "broker failed to start");
+    process.stderr.write(`capvault ${mode}: failed to start: ${(err as Error).message}\n`);
+    return EXIT.failure;
+  }
+  onStarted?.(broker.grpcAddress);
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, "second signal: exiting now");
+        resolve(EXIT.failure);
+        return;
+      }
+      logger.info({ signal, graceMs: config.grpc.shutdownGraceMs }, "shutting down: finishing in-flight calls");
+      broker.stop().then(
+        () => resolve(EXIT.ok),
+        (err) => {
+          logger.error({ err }, "shutdown failed");
+          resolve(EXIT.failure);
+        },
+      );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}

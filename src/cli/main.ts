@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { EXIT, type CliCommand } from "./cli-command.js";
+import { devCommand } from "./commands/dev.js";
+import { healthCommand } from "./commands/health.js";
+import { serveCommand } from "./commands/serve.js";
+
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand];
+
+function usage(): string {
+  return `Usage: capvault <command> [options]
+
+capvault keeps users' OAuth tokens and lets agents use them only through capability-checked gRPC calls.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n")}
+
+Run 'capvault <command> --help' for a command's options.
+`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`capvault: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return EXIT.usage;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`capvault: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(EXIT.failure);
+  },
+);

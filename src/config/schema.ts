@@ -1,0 +1,68 @@
+import { z } from "zod";
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:50051")
+  .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+
+const mongoUri = z
+  .string()
+  .regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://");
+
+/** The broker's whole configuration. Every field has a safe default for dev mode. */
+export const configSchema = z
+  .object({
+    /** Run with embedded dev defaults (in-memory store, generated key-encryption key). */
+    dev: z.boolean().default(false),
+    grpc: z
+      .object({
+        /** Where the gRPC server listens. Loopback by default. */
+        addr: hostPort.default("127.0.0.1:50051"),
+        /** Largest request or response message, in bytes. */
+        maxMessageBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+        /** How long in-flight calls may take to finish on shutdown before they are cancelled. */
+        shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
+      })
+      .strict()
+      .default({ addr: "127.0.0.1:50051", maxMessageBytes: 4 * 1024 * 1024, shutdownGraceMs: 10_000 }),
+    http: z
+      .object({
+        /** Where the OAuth callback listener listens. */
+        addr: hostPort.default("127.0.0.1:8080"),
+        /** The URL users' browsers reach the listener at (the OAuth redirect URI is derived from it). */
+        publicUrl: z.string().url().optional(),
+      })
+      .strict()
+      .default({ addr: "127.0.0.1:8080" }),
+    mongodb: z
+      .object({
+        /** Connection string. May carry credentials: give it in the file or CAPVAULT_MONGODB_URI, not a flag. */
+        uri: mongoUri.optional(),
+        database: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,63}$/, "must be 1-63 letters, digits, '_' or '-'")
+          .default("capvault"),
+      })
+      .strict()
+      .default({ database: "capvault" }),
+    kek: z
+      .object({
+        /** Keyring file (mode 0600) holding key-encryption keys. */
+        keyringFile: z.string().min(1).optional(),
+        /** A single key-encryption key, base64 of 32 bytes (CAPVAULT_KEK). */
+        key: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
+    /** Directory of provider catalog files. */
+    providersDir: z.string().min(1).default("providers"),
+    /** Directory of organisation policy files (Datalog). */
+    policiesDir: z.string().min(1).optional(),
+    log: z
+      .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+      .strict()
+      .default({ level: "info" }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,52 @@
+import type {
+  Metadata,
+  ServerDuplexStream,
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+} from "@grpc/grpc-js";
+
+/** Any kind of server call. */
+export type ServerCall =
+  | ServerUnaryCall<any, any>
+  | ServerReadableStream<any, any>
+  | ServerWritableStream<any, any>
+  | ServerDuplexStream<any, any>;
+
+/** What a handler knows about the call besides its request: metadata, the caller's deadline, and cancellation. */
+export interface CallContext {
+  metadata: Metadata;
+  /** Aborted when the client cancels, the deadline passes, or the server is force-stopped. */
+  signal: AbortSignal;
+  /** The caller's deadline, if it set one. */
+  deadline?: Date;
+  peer: string;
+  /** The bearer token from `authorization: Bearer <token>`, if any. Never log it. */
+  bearerToken(): string | undefined;
+}
+
+/** Build the context of a server call. */
+export function callContext(call: ServerCall): CallContext {
+  const controller = new AbortController();
+  (call as ServerUnaryCall<unknown, unknown>).once("cancelled", () => controller.abort(new Error("call cancelled")));
+  const raw = call.getDeadline();
+  const deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  if (deadline) {
+    timer = setTimeout(() => controller.abort(new Error("deadline exceeded")), Math.max(0, deadline.getTime() - Date.now()));
+    timer.unref();
+    controller.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  }
+  return {
+    metadata: call.metadata,
+    signal: controller.signal,
+    deadline,
+    peer: call.getPeer(),
+    bearerToken() {
+      const values = call.metadata.get("authorization");
+      if (values.length !== 1 || typeof values[0] !== "string") return undefined;
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
+      return m?.[1];
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import type {
+  handleBidiStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { CapvaultError } from "../errors/capvault-error.js";
+import { toServiceError } from "../errors/grpc-status.js";
+import { callContext, type CallContext } from "./call-context.js";
+import { MalformedMessage } from "./service-definitions.js";
+
+/** Reports failures that are not the client's doing (INTERNAL), with the cause, to the broker's log. */
+export type FailureReporter = (method: string, err: CapvaultError) => void;
+
+let reportFailure: FailureReporter = () => {};
+
+/** Set where INTERNAL failures are reported (the broker's logger). */
+export function setFailureReporter(reporter: FailureReporter): void {
+  reportFailure = reporter;
+}
+
+function fail(method: string, err: unknown) {
+  const e = CapvaultError.from(err);
+  if (e.reason === "INTERNAL") reportFailure(method, e);
+  return toServiceError(e);
+}
+
+function checkRequest(request: unknown): void {
+  if (request instanceof MalformedMessage) {
+    throw new CapvaultError("INVALID_REQUEST", "the request message could not be decoded", {
+      metadata: { problem: request.problem.slice(0, 200) },
+    });
+  }
+}
+
+/** Adapt an async function to a grpc-js unary handler: errors become rich statuses via the one error mapping. */
+export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const ctx = callContext(call);
+    Promise.resolve()
+      .then(() => {
+        checkRequest(call.request);
+        return fn(call.request, ctx);
+      })
+      .then(
+        (res) => callback(null, res),
+        (err) => callback(fail(method, err) as never),
+      );
+  };
+}
+
+/** Adapt an async producer to a grpc-js server-streaming handler. */
+export function serverStream<Req, Res>(
+  method: string,
+  fn: (request: Req, ctx: CallContext, write: (message: Res) => Promise<void>) => Promise<void>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const ctx = callContext(call);
+    const write = (message: Res) =>
+      new Promise<void>((resolve) => {
+        if (call.write(message)) resolve();
+        else call.once("drain", resolve);
+      });
+    Promise.resolve()
+      .then(() => {
+        checkRequest(call.request);
+        return fn(call.request, ctx, write);
+      })
+      .then(
+        () => call.end(),
+        (err) => call.destroy(Object.assign(new Error(), fail(method, err))),
+      );
+  };
+}
+
+/** Handlers for every method of a service that answer UNIMPLEMENTED with reason NOT_IMPLEMENTED. */
+export function notImplemented(definition: ServiceDefinition): UntypedServiceImplementation {
+  const impl: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const error = () => toServiceError(new CapvaultError("NOT_IMPLEMENTED", `${method.path} is not implemented yet`));
+    if (!method.requestStream && !method.responseStream) {
+      impl[name] = ((call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => {
+        try {
+          checkRequest(call.request);
+          cb(error() as never);
+        } catch (err) {
+          cb(fail(method.path, err) as never);
+        }
+      }) as handleUnaryCall<unknown, unknown>;
+    } else if (!method.requestStream) {
+      impl[name] = ((call: ServerWritableStream<unknown, unknown>) =>
+        call.destroy(Object.assign(new Error(), error()))) as handleServerStreamingCall<unknown, unknown>;
+    } else {
+      impl[name] = ((call: { destroy(e: Error): void }) =>
+        call.destroy(Object.assign(new Error(), error()))) as unknown as handleBidiStreamingCall<unknown, unknown>;
+    }
+  }
+  return impl;
+}

@@ -1,0 +1,172 @@
+import { MongoClient, type Collection, type Db } from "mongodb";
+import { CapvaultError } from "../../errors/capvault-error.js";
+import type { AuditRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "../records.js";
+import type {
+  AuditRepository,
+  ConnectionRepository,
+  LeaseRepository,
+  RevocationRepository,
+  TenantRepository,
+} from "../repositories.js";
+import type { Store } from "../store.js";
+import { COLLECTIONS, insertOnce } from "./collections.js";
+import { ensureDataKeyIndexes, MongoDataKeys } from "./mongodb-data-keys.js";
+import { MongoCredentials } from "./mongodb-credentials.js";
+import { MongoDisconnectFailures } from "./mongodb-disconnect-failures.js";
+import { MongoOAuthStates } from "./mongodb-oauth-states.js";
+
+type Doc<T, K extends keyof T> = Omit<T, K> & { _id: string };
+
+/** Strip `_id` and undefined values so records round-trip exactly. */
+function fromDoc<T>(doc: Record<string, unknown> | null, idField?: string): T | undefined {
+  if (!doc) return undefined;
+  const { _id, ...rest } = doc;
+  return (idField ? { [idField]: _id, ...rest } : rest) as T;
+}
+
+class MongoTenants implements TenantRepository {
+  constructor(private readonly c: Collection<Doc<TenantRecord, "id">>) {}
+  insert({ id, ...rest }: TenantRecord) {
+    return insertOnce(this.c, { _id: id, ...rest });
+  }
+  async get(id: string) {
+    return fromDoc<TenantRecord>(await this.c.findOne({ _id: id }), "id");
+  }
+  async list() {
+    return (await this.c.find({}).sort({ _id: 1 }).toArray()).map((d) => fromDoc<TenantRecord>(d, "id")!);
+  }
+}
+
+class MongoConnections implements ConnectionRepository {
+  constructor(private readonly c: Collection<Doc<ConnectionRecord, "id">>) {}
+  insert({ id, ...rest }: ConnectionRecord) {
+    return insertOnce(this.c, { _id: id, ...rest });
+  }
+  async get(tenant: string, id: string) {
+    return fromDoc<ConnectionRecord>(await this.c.findOne({ _id: id, tenant }), "id");
+  }
+  async list(tenant: string, user?: string) {
+    const filter = user === undefined ? { tenant } : { tenant, user };
+    const docs = await this.c.find(filter).sort({ createdAt: 1, _id: 1 }).toArray();
+    return docs.map((d) => fromDoc<ConnectionRecord>(d, "id")!);
+  }
+  async update(tenant: string, id: string, patch: Partial<ConnectionRecord>) {
+    const $set: Record<string, unknown> = {};
+    const $unset: Record<string, ""> = {};
+    for (const [k, v] of Object.entries(patch)) {
+      if (k === "id" || k === "tenant" || k === "createdAt") continue;
+      if (v === undefined) $unset[k] = "";
+      else $set[k] = v;
+    }
+    const update: Record<string, unknown> = {};
+    if (Object.keys($set).length) update.$set = $set;
+    if (Object.keys($unset).length) update.$unset = $unset;
+    if (!Object.keys(update).length) return this.get(tenant, id);
+    const res = await this.c.updateOne({ _id: id, tenant }, update);
+    return res.matchedCount ? this.get(tenant, id) : undefined;
+  }
+  async delete(tenant: string, id: string) {
+    return (await this.c.deleteOne({ _id: id, tenant })).deletedCount === 1;
+  }
+}
+
+class MongoRevocations implements RevocationRepository {
+  constructor(private readonly c: Collection<Doc<RevocationRecord, "id">>) {}
+  insert({ id, ...rest }: RevocationRecord) {
+    return insertOnce(this.c, { _id: id, ...rest });
+  }
+  async listSince(since: Date) {
+    const docs = await this.c.find({ revokedAt: { $gte: since } }).sort({ revokedAt: 1, _id: 1 }).toArray();
+    return docs.map((d) => fromDoc<RevocationRecord>(d, "id")!);
+  }
+  async findRevoked(ids: string[]) {
+    if (!ids.length) return [];
+    const docs = await this.c.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
+    const found = new Set(docs.map((d) => d._id));
+    return ids.filter((id) => found.has(id));
+  }
+}
+
+/** Audit ids are `<tenant>:<zero-padded sequence>`, so two writers racing for one sequence collide on `_id`. */
+export const auditDocumentId = (tenant: string, sequence: number) => `${tenant}:${String(sequence).padStart(12, "0")}`;
+
+class MongoAudit implements AuditRepository {
+  constructor(private readonly c: Collection<Doc<AuditRecord, never> & Omit<AuditRecord, never>>) {}
+  insert(e: AuditRecord) {
+    return insertOnce(this.c, { _id: auditDocumentId(e.tenant, e.sequence), ...e });
+  }
+  async last(tenant: string) {
+    const doc = await this.c.find({ tenant }).sort({ sequence: -1 }).limit(1).next();
+    return fromDoc<AuditRecord>(doc);
+  }
+  async list(tenant: string, afterSequence: number, limit: number) {
+    const docs = await this.c
+      .find({ tenant, sequence: { $gt: afterSequence } })
+      .sort({ sequence: 1 })
+      .limit(limit)
+      .toArray();
+    return docs.map((d) => fromDoc<AuditRecord>(d)!);
+  }
+}
+
+class MongoLeases implements LeaseRepository {
+  constructor(private readonly c: Collection<Doc<LeaseRecord, "key">>) {}
+  insert({ key, ...rest }: LeaseRecord) {
+    return insertOnce(this.c, { _id: key, ...rest });
+  }
+  async get(key: string) {
+    return fromDoc<LeaseRecord>(await this.c.findOne({ _id: key }), "key");
+  }
+  async release(key: string, holder: string) {
+    return (await this.c.deleteOne({ _id: key, holder })).deletedCount === 1;
+  }
+  async deleteExpired(before: Date) {
+    return (await this.c.deleteMany({ expiresAt: { $lt: before } })).deletedCount;
+  }
+}
+
+/** Open the MongoDB-backed store. The URI may carry credentials: it is never logged (see describeMongoUri). */
+export async function openMongoStore(uri: string, database: string): Promise<Store> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, appName: "capvault" });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new CapvaultError("STORE_UNAVAILABLE", `cannot reach MongoDB at ${describeMongoUri(uri)}`, { cause: err });
+  }
+  return mongoStoreOn(client, client.db(database));
+}
+
+/** Build the store on an existing connection (tests share one client). */
+export function mongoStoreOn(client: MongoClient, db: Db): Store {
+  return {
+    kind: "mongodb",
+    tenants: new MongoTenants(db.collection(COLLECTIONS.tenants)),
+    connections: new MongoConnections(db.collection(COLLECTIONS.connections)),
+    revocations: new MongoRevocations(db.collection(COLLECTIONS.revocations)),
+    audit: new MongoAudit(db.collection(COLLECTIONS.audit)),
+    leases: new MongoLeases(db.collection(COLLECTIONS.leases)),
+    dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys)),
+    oauthStates: new MongoOAuthStates(db),
+    credentials: new MongoCredentials(db),
+    disconnectFailures: new MongoDisconnectFailures(db),
+    async ensureIndexes() {
+      await db.collection(COLLECTIONS.connections).createIndex({ tenant: 1, user: 1, createdAt: 1 });
+      await db.collection(COLLECTIONS.revocations).createIndex({ revokedAt: 1 });
+      await db.collection(COLLECTIONS.audit).createIndex({ tenant: 1, sequence: 1 }, { unique: true });
+      await db.collection(COLLECTIONS.leases).createIndex({ expiresAt: 1 });
+      await ensureDataKeyIndexes(db.collection(COLLECTIONS.dataKeys));
+      await Promise.all([MongoOAuthStates, MongoCredentials, MongoDisconnectFailures].map((r) => r.ensureIndexes(db)));
+    },
+    async ping() {
+      await db.command({ ping: 1 });
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+
+/** A MongoDB URI with any password removed, for messages and logs. */
+export function describeMongoUri(uri: string): string {
+  return uri.replace(/\/\/([^:@/]*):([^@/]*)@/, "//$1:***@");
+}

@@ -1,0 +1,190 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AuditRecord, ConnectionRecord } from "../../src/store/records.js";
+import type { Store } from "../../src/store/store.js";
+import { STORE_BACKENDS, type StoreUnderTest } from "./store-backends.js";
+
+const t0 = new Date("2026-01-01T00:00:00.000Z");
+const at = (s: number) => new Date(t0.getTime() + s * 1000);
+
+function connection(id: string, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    id,
+    tenant: "acme",
+    user: "u1",
+    provider: "github",
+    scopes: ["repo"],
+    status: "active",
+    createdAt: t0,
+    updatedAt: t0,
+    ...over,
+  };
+}
+
+function auditEvent(tenant: string, sequence: number, over: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    id: `ev-${tenant}-${sequence}`,
+    tenant,
+    sequence,
+    time: at(sequence),
+    action: "proxy",
+    subject: "agent-1",
+    delegationChain: ["aa", "bb"],
+    connection: "c1",
+    provider: "github",
+    method: "GET",
+    path: "/repos/acme",
+    decision: "allow",
+    reason: "",
+    detail: "",
+    upstreamStatus: 200,
+    latencyMs: 3,
+    previousHash: "p",
+    hash: "h",
+    ...over,
+  };
+}
+
+describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
+  let sut: StoreUnderTest;
+  let store: Store;
+  beforeEach(async () => {
+    sut = await backend.open();
+    store = sut.store;
+  });
+  afterEach(async () => {
+    await sut.dispose();
+  });
+
+  it("answers ping and creates indexes idempotently", async () => {
+    await store.ping();
+    await store.ensureIndexes();
+    await store.ensureIndexes();
+  });
+
+  describe("tenants", () => {
+    it("inserts once and reads back exactly", async () => {
+      expect(await store.tenants.insert({ id: "acme", name: "Acme", createdAt: t0 })).toBe(true);
+      expect(await store.tenants.insert({ id: "acme", name: "Other", createdAt: at(1) })).toBe(false);
+      expect(await store.tenants.get("acme")).toEqual({ id: "acme", name: "Acme", createdAt: t0 });
+      expect(await store.tenants.get("nope")).toBeUndefined();
+      await store.tenants.insert({ id: "beta", name: "Beta", createdAt: t0 });
+      expect((await store.tenants.list()).map((t) => t.id)).toEqual(["acme", "beta"]);
+    });
+  });
+
+  describe("connections", () => {
+    it("round-trips a record, including optional fields and dates", async () => {
+      const c = connection("c1", { account: "octocat", expiresAt: at(3600) });
+      expect(await store.connections.insert(c)).toBe(true);
+      expect(await store.connections.get("acme", "c1")).toEqual(c);
+    });
+
+    it("refuses a second insert with the same id", async () => {
+      expect(await store.connections.insert(connection("c1"))).toBe(true);
+      expect(await store.connections.insert(connection("c1", { user: "u2" }))).toBe(false);
+      expect((await store.connections.get("acme", "c1"))?.user).toBe("u1");
+    });
+
+    it("scopes reads, updates and deletes to the tenant", async () => {
+      await store.connections.insert(connection("c1"));
+      expect(await store.connections.get("other", "c1")).toBeUndefined();
+      expect(await store.connections.update("other", "c1", { status: "needs_reauth" })).toBeUndefined();
+      expect(await store.connections.delete("other", "c1")).toBe(false);
+      expect((await store.connections.get("acme", "c1"))?.status).toBe("active");
+    });
+
+    it("lists a tenant's connections oldest first, optionally by user", async () => {
+      await store.connections.insert(connection("c2", { createdAt: at(2), user: "u2" }));
+      await store.connections.insert(connection("c1", { createdAt: at(1) }));
+      await store.connections.insert(connection("c3", { createdAt: at(3), tenant: "other" }));
+      expect((await store.connections.list("acme")).map((c) => c.id)).toEqual(["c1", "c2"]);
+      expect((await store.connections.list("acme", "u2")).map((c) => c.id)).toEqual(["c2"]);
+      expect(await store.connections.list("nobody")).toEqual([]);
+    });
+
+    it("updates fields, unsets undefined ones, and keeps identity", async () => {
+      await store.connections.insert(connection("c1", { expiresAt: at(10) }));
+      const updated = await store.connections.update("acme", "c1", {
+        status: "needs_reauth",
+        expiresAt: undefined,
+        updatedAt: at(5),
+      });
+      expect(updated).toEqual(connection("c1", { status: "needs_reauth", updatedAt: at(5) }));
+      expect(await store.connections.get("acme", "c1")).toEqual(updated);
+    });
+
+    it("deletes", async () => {
+      await store.connections.insert(connection("c1"));
+      expect(await store.connections.delete("acme", "c1")).toBe(true);
+      expect(await store.connections.delete("acme", "c1")).toBe(false);
+      expect(await store.connections.get("acme", "c1")).toBeUndefined();
+    });
+  });
+
+  describe("revocations", () => {
+    it("records each revocation id once and finds revoked ids", async () => {
+      const r = { id: "ab12", tenant: "acme", reason: "leaked", revokedAt: at(1) };
+      expect(await store.revocations.insert(r)).toBe(true);
+      expect(await store.revocations.insert({ ...r, reason: "again" })).toBe(false);
+      await store.revocations.insert({ id: "cd34", tenant: "acme", reason: "", revokedAt: at(5) });
+      expect(await store.revocations.findRevoked(["zz", "cd34", "ab12"])).toEqual(["cd34", "ab12"]);
+      expect(await store.revocations.findRevoked([])).toEqual([]);
+      expect((await store.revocations.listSince(at(2))).map((x) => x.id)).toEqual(["cd34"]);
+      expect(await store.revocations.listSince(at(0))).toEqual([r, { id: "cd34", tenant: "acme", reason: "", revokedAt: at(5) }]);
+    });
+
+    it("lets exactly one of many concurrent revocations of one id win", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.revocations.insert({ id: "same", tenant: "acme", reason: `r${i}`, revokedAt: at(i) }),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+  });
+
+  describe("audit", () => {
+    it("appends once per sequence and lists in order per tenant", async () => {
+      expect(await store.audit.insert(auditEvent("acme", 1))).toBe(true);
+      expect(await store.audit.insert(auditEvent("acme", 1, { id: "other-id" }))).toBe(false);
+      expect(await store.audit.insert(auditEvent("acme", 2))).toBe(true);
+      expect(await store.audit.insert(auditEvent("beta", 1))).toBe(true);
+      expect(await store.audit.last("acme")).toEqual(auditEvent("acme", 2));
+      expect(await store.audit.last("nobody")).toBeUndefined();
+      expect((await store.audit.list("acme", 0, 10)).map((e) => e.sequence)).toEqual([1, 2]);
+      expect((await store.audit.list("acme", 1, 10)).map((e) => e.sequence)).toEqual([2]);
+      expect(await store.audit.list("acme", 0, 1)).toEqual([auditEvent("acme", 1)]);
+    });
+
+    it("lets exactly one of many concurrent writers take a sequence number", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.audit.insert(auditEvent("acme", 7, { id: `w${i}` }))),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+  });
+
+  describe("leases", () => {
+    it("grants a lease to exactly one of many concurrent claimants", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.leases.insert({ key: "refresh:c1:1", holder: `p${i}`, acquiredAt: t0, expiresAt: at(30) }),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results.indexOf(true);
+      expect((await store.leases.get("refresh:c1:1"))?.holder).toBe(`p${winner}`);
+    });
+
+    it("releases only for its holder and purges expired leases", async () => {
+      await store.leases.insert({ key: "a", holder: "p1", acquiredAt: t0, expiresAt: at(10) });
+      await store.leases.insert({ key: "b", holder: "p1", acquiredAt: t0, expiresAt: at(100) });
+      expect(await store.leases.release("a", "p2")).toBe(false);
+      expect(await store.leases.release("a", "p1")).toBe(true);
+      expect(await store.leases.get("a")).toBeUndefined();
+      await store.leases.insert({ key: "a", holder: "p3", acquiredAt: t0, expiresAt: at(10) });
+      expect(await store.leases.deleteExpired(at(50))).toBe(1);
+      expect(await store.leases.get("b")).toEqual({ key: "b", holder: "p1", acquiredAt: t0, expiresAt: at(100) });
+    });
+  });
+});
