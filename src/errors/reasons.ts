@@ -69,6 +69,9 @@ export const REASONS = {
 
   // Audit
   AUDIT_WRITE_FAILED: { code: status.UNAVAILABLE, message: "the audit event could not be written" },
+
+  // Capabilities (appended)
+  CAPABILITY_TENANT_MISMATCH: { code: status.PERMISSION_DENIED, message: "the capability belongs to another tenant" },
 } as const satisfies Record<string, { code: status; message: string }>;
 
 /** A stable reason code. */

@@ -1,6 +1,7 @@
 /**
  * The vault's contract: how every secret capvault keeps (OAuth access and refresh tokens, provider client secrets,
- * capability root private keys) is sealed at rest. Implemented by envelope encryption in this folder.
+ * capability root private keys) is sealed at rest. Implemented by envelope encryption in this folder: build one with
+ * `openVault` (open-vault.ts); the design is in docs/vault.md.
  */
 
 /** Which record and field a secret belongs to. Bound into the ciphertext as associated data, so a ciphertext

@@ -167,6 +167,6 @@ describe("gRPC server", () => {
     const result = await server.shutdown(300);
     server = undefined;
     expect(result).toEqual({ forced: true });
-    expect((await pending).code).toBe(status.CANCELLED);
+    expect(((await pending) as ServiceError).code).toBe(status.CANCELLED);
   });
 });

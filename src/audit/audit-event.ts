@@ -1,0 +1,75 @@
+import { createHash } from "node:crypto";
+import type { AuditRecord } from "../store/records.js";
+
+/** What a caller reports; the audit log adds id, sequence, time and the chain hashes. */
+export interface AuditEntry {
+  tenant: string;
+  action: "proxy" | "authorize" | "mint" | "attenuate" | "revoke" | "connect" | "refresh" | "disconnect" | string;
+  subject?: string;
+  /** Revocation id of each block of the capability used, authority first. */
+  delegationChain?: string[];
+  connection?: string;
+  provider?: string;
+  method?: string;
+  path?: string;
+  /** "allow" | "deny" for authorization decisions; "ok" | "error" otherwise. */
+  decision: string;
+  /** Stable reason on deny or error. */
+  reason?: string;
+  /** The failing check or policy on deny. Never a secret. */
+  detail?: string;
+  upstreamStatus?: number;
+  latencyMs?: number;
+}
+
+/** The hash of the (virtual) event before a tenant's first one. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** Every field the hash covers, in a fixed order, so an edit to any of them breaks the chain. */
+const HASHED_FIELDS = [
+  "id",
+  "tenant",
+  "sequence",
+  "time",
+  "action",
+  "subject",
+  "delegationChain",
+  "connection",
+  "provider",
+  "method",
+  "path",
+  "decision",
+  "reason",
+  "detail",
+  "upstreamStatus",
+  "latencyMs",
+  "previousHash",
+] as const;
+
+/** SHA-256 over the canonical JSON of the event's hashed fields (the hash field itself excluded). */
+export function hashAuditRecord(event: Omit<AuditRecord, "hash">): string {
+  const canonical = HASHED_FIELDS.map((field) => {
+    const value = event[field];
+    return value instanceof Date ? value.toISOString() : value;
+  });
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+}
+
+/** Fill an entry's optional fields so every stored event has the same shape. */
+export function completeEntry(entry: AuditEntry): Omit<AuditRecord, "id" | "sequence" | "time" | "previousHash" | "hash"> {
+  return {
+    tenant: entry.tenant,
+    action: entry.action,
+    subject: entry.subject ?? "",
+    delegationChain: entry.delegationChain ?? [],
+    connection: entry.connection ?? "",
+    provider: entry.provider ?? "",
+    method: entry.method ?? "",
+    path: entry.path ?? "",
+    decision: entry.decision,
+    reason: entry.reason ?? "",
+    detail: (entry.detail ?? "").slice(0, 1000),
+    upstreamStatus: entry.upstreamStatus ?? 0,
+    latencyMs: Math.max(0, Math.round(entry.latencyMs ?? 0)),
+  };
+}

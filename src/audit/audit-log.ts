@@ -1,0 +1,117 @@
+import { randomUUID } from "node:crypto";
+import { CapvaultError } from "../errors/capvault-error.js";
+import type { AuditRecord } from "../store/records.js";
+import type { AuditRepository } from "../store/repositories.js";
+import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "./audit-event.js";
+
+export interface AuditLogOptions {
+  /** Events waiting to be written before record() refuses new ones (fail closed). */
+  maxQueued?: number;
+  /** How many times one event may lose the race for a sequence number to another broker before giving up. */
+  maxConflicts?: number;
+  /** Called when an event could not be written (after retries). */
+  onWriteError?: (err: unknown, entry: AuditEntry) => void;
+  now?: () => Date;
+}
+
+interface Head {
+  sequence: number;
+  hash: string;
+}
+
+/**
+ * The append-only, hash-chained audit trail. record() queues an event and returns at once, so audit never sits on
+ * the Proxy hot path; one writer per tenant appends queued events in order. Each event's `_id` is
+ * (tenant, sequence): when another broker process takes the same sequence first, the insert fails atomically and
+ * this writer re-reads the tenant's head and retries, so the chain stays linear across processes without
+ * transactions. If the backlog passes maxQueued (database down), record() throws AUDIT_WRITE_FAILED: callers fail
+ * closed rather than act unaudited.
+ */
+export class AuditLog {
+  private readonly heads = new Map<string, Head>();
+  private readonly queues = new Map<string, AuditEntry[]>();
+  private readonly writers = new Map<string, Promise<void>>();
+  private queued = 0;
+  private readonly maxQueued: number;
+  private readonly maxConflicts: number;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly repository: AuditRepository,
+    private readonly options: AuditLogOptions = {},
+  ) {
+    this.maxQueued = options.maxQueued ?? 10_000;
+    this.maxConflicts = options.maxConflicts ?? 100;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Queue an event for writing. Throws AUDIT_WRITE_FAILED when the backlog is full. */
+  record(entry: AuditEntry): void {
+    if (this.queued >= this.maxQueued) {
+      throw new CapvaultError("AUDIT_WRITE_FAILED", "the audit backlog is full; refusing to act unaudited");
+    }
+    this.queued++;
+    const queue = this.queues.get(entry.tenant) ?? [];
+    queue.push(entry);
+    this.queues.set(entry.tenant, queue);
+    if (!this.writers.has(entry.tenant)) this.startWriter(entry.tenant);
+  }
+
+  /** Record an event and wait until it is stored (for rare, important actions: mint, revoke, disconnect). */
+  async recordAndWait(entry: AuditEntry): Promise<AuditRecord> {
+    return this.append(entry);
+  }
+
+  /** Wait until everything queued so far is written (shutdown, tests). */
+  async flush(): Promise<void> {
+    while (this.writers.size) await Promise.all([...this.writers.values()]);
+  }
+
+  private startWriter(tenant: string): void {
+    const run = (async () => {
+      const queue = this.queues.get(tenant)!;
+      while (queue.length) {
+        const entry = queue.shift()!;
+        try {
+          await this.append(entry);
+        } catch (err) {
+          this.options.onWriteError?.(err, entry);
+        } finally {
+          this.queued--;
+        }
+      }
+      this.queues.delete(tenant);
+      this.writers.delete(tenant);
+    })();
+    this.writers.set(tenant, run);
+  }
+
+  private async append(entry: AuditEntry): Promise<AuditRecord> {
+    const body = completeEntry(entry);
+    for (let attempt = 0; attempt <= this.maxConflicts; attempt++) {
+      const head = await this.head(entry.tenant, attempt > 0);
+      const record: Omit<AuditRecord, "hash"> = {
+        ...body,
+        id: randomUUID(),
+        sequence: head.sequence + 1,
+        time: this.now(),
+        previousHash: head.hash,
+      };
+      const full: AuditRecord = { ...record, hash: hashAuditRecord(record) };
+      if (await this.repository.insert(full)) {
+        this.heads.set(entry.tenant, { sequence: full.sequence, hash: full.hash });
+        return full;
+      }
+    }
+    throw new CapvaultError("AUDIT_WRITE_FAILED", "lost the race for an audit sequence number too many times");
+  }
+
+  private async head(tenant: string, reload: boolean): Promise<Head> {
+    const cached = this.heads.get(tenant);
+    if (cached && !reload) return cached;
+    const last = await this.repository.last(tenant);
+    const head = last ? { sequence: last.sequence, hash: last.hash } : { sequence: 0, hash: GENESIS_HASH };
+    this.heads.set(tenant, head);
+    return head;
+  }
+}
