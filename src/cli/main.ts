@@ -2,9 +2,10 @@
 import { EXIT, type CliCommand } from "./cli-command.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
+import { keysCommand } from "./commands/keys.js";
 import { serveCommand } from "./commands/serve.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]

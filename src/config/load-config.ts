@@ -22,6 +22,7 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_MONGODB_DATABASE: { path: "mongodb.database", type: "string" },
   CAPVAULT_KEYRING_FILE: { path: "kek.keyringFile", type: "string" },
   CAPVAULT_KEK: { path: "kek.key", type: "string" },
+  CAPVAULT_KEK_ID: { path: "kek.keyId", type: "string" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },
@@ -98,6 +99,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError([
       "mongodb.uri: required unless running in dev mode (set CAPVAULT_MONGODB_URI, --mongodb-uri or the config file, or run `capvault dev`)",
     ]);
+  }
+  if (config.kek.keyringFile && config.kek.key) {
+    throw new ConfigError(["kek: set a keyring file (CAPVAULT_KEYRING_FILE) or a key (CAPVAULT_KEK), not both"]);
   }
   if (!config.dev && !config.kek.keyringFile && !config.kek.key) {
     throw new ConfigError([

@@ -51,6 +51,8 @@ export const configSchema = z
         keyringFile: z.string().min(1).optional(),
         /** A single key-encryption key, base64 of 32 bytes (CAPVAULT_KEK). */
         key: z.string().min(1).optional(),
+        /** The id recorded for `key` (CAPVAULT_KEK_ID). */
+        keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'").optional(),
       })
       .strict()
       .default({}),

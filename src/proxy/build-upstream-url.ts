@@ -1,0 +1,63 @@
+import { CapvaultError } from "../errors/capvault-error.js";
+import { isIpLiteralHost } from "./address-fence.js";
+import type { CanonicalRequest } from "./canonical-request.js";
+import type { UpstreamTarget } from "./upstream-target.js";
+
+/** The upstream URL of one request, split the way undici wants it. */
+export interface UpstreamUrl {
+  /** e.g. "https://api.github.com" or "https://api.test:8443". */
+  readonly origin: string;
+  /** Host name, lower-case, no port. */
+  readonly hostname: string;
+  /** Path and query for the request line, e.g. "/gmail/v1/users/me?x=1". */
+  readonly pathAndQuery: string;
+  /** The full URL (for audit; it never carries a credential). */
+  readonly href: string;
+}
+
+/**
+ * Build the upstream URL from the target's baseUrl (its path prefix kept) and the canonical path and query (checklist
+ * items 16-17). The agent never supplies any part of the authority. The final URL is then checked, not trusted:
+ * scheme https, no userinfo, host exactly (lower-case) in allowedHosts and never an IP literal in any spelling, port
+ * exactly baseUrl's (the default when baseUrl names none), and path and query exactly what was canonicalized.
+ * Any failure is UPSTREAM_HOST_FORBIDDEN (fails closed on anything unparseable).
+ */
+export function buildUpstreamUrl(target: UpstreamTarget, request: Pick<CanonicalRequest, "path" | "queryString">): UpstreamUrl {
+  let base: URL;
+  try {
+    base = new URL(target.baseUrl);
+  } catch {
+    throw forbidden("the provider's base URL does not parse");
+  }
+  const prefix = base.pathname.replace(/\/+$/, "");
+  const pathAndQuery = prefix + request.path + (request.queryString === "" ? "" : "?" + request.queryString);
+
+  let url: URL;
+  try {
+    url = new URL(pathAndQuery, base.origin);
+  } catch {
+    throw forbidden("the upstream URL does not parse");
+  }
+  if (url.protocol !== "https:") throw forbidden("the upstream URL is not https");
+  if (url.username !== "" || url.password !== "" || base.username !== "" || base.password !== "") {
+    throw forbidden("the upstream URL carries userinfo");
+  }
+  const hostname = url.hostname.toLowerCase();
+  if (isIpLiteralHost(hostname) || isIpLiteralHost(rawHost(target.baseUrl))) throw forbidden("the upstream host is an IP literal");
+  if (!target.allowedHosts.some((h) => h.toLowerCase() === hostname)) throw forbidden();
+  if (url.port !== base.port) throw forbidden("the upstream port is not the provider's");
+  if (url.pathname + url.search !== pathAndQuery || url.hash !== "") {
+    throw forbidden("the upstream URL does not keep the canonical path");
+  }
+  return Object.freeze({ origin: url.origin, hostname, pathAndQuery, href: url.href });
+}
+
+/** The host as written in the URL string, before WHATWG normalisation (which turns `0x7f.1` into `127.0.0.1`). */
+function rawHost(href: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(href);
+  return m ? m[1] : "";
+}
+
+function forbidden(message?: string): CapvaultError {
+  return new CapvaultError("UPSTREAM_HOST_FORBIDDEN", message);
+}

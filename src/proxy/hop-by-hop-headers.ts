@@ -1,0 +1,41 @@
+/**
+ * Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection, so a proxy never forwards them, in
+ * either direction. That covers the fixed list below, every `Proxy-*` header, and every name listed in a
+ * `Connection` (or legacy `Proxy-Connection`) header of the same message.
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+/** Whether `name` (any case) is hop-by-hop on its own, whatever the Connection header says. */
+export function isHopByHopHeader(name: string): boolean {
+  const n = name.toLowerCase();
+  return HOP_BY_HOP_HEADERS.has(n) || n.startsWith("proxy-");
+}
+
+/**
+ * Remove every hop-by-hop header from `headers`, including the names that the message's own Connection or
+ * Proxy-Connection headers list. Names are compared case-insensitively; order is kept.
+ */
+export function withoutHopByHopHeaders<T extends { readonly name: string; readonly value: string }>(headers: readonly T[]): T[] {
+  const listed = new Set<string>();
+  for (const h of headers) {
+    const n = h.name.toLowerCase();
+    if (n === "connection" || n === "proxy-connection") {
+      for (const token of h.value.split(",")) {
+        const t = token.trim().toLowerCase();
+        if (t !== "") listed.add(t);
+      }
+    }
+  }
+  return headers.filter((h) => {
+    const n = h.name.toLowerCase();
+    return !isHopByHopHeader(n) && !listed.has(n);
+  });
+}

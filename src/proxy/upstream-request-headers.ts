@@ -1,0 +1,46 @@
+import { CapvaultError } from "../errors/capvault-error.js";
+import type { CanonicalHeader } from "./canonical-headers.js";
+import { DROPPED_AGENT_HEADERS, forwardableAgentHeaders } from "./agent-request-headers.js";
+import { isHopByHopHeader } from "./hop-by-hop-headers.js";
+import { isFieldValue, isHttpToken } from "./http-grammar.js";
+import type { UpstreamTarget } from "./upstream-target.js";
+
+/**
+ * The header list of the upstream request, as undici's flat `[name, value, name, value, …]` array:
+ * 1. the canonical agent headers, filtered again (hop-by-hop, Authorization, Cookie, Host, …: see
+ *    agent-request-headers.ts) and without any header named like the target's credential header;
+ * 2. the target's default headers whose names the agent did not send (never a credential, hop-by-hop or framing
+ *    header, even from a target that skipped assertUpstreamTarget);
+ * 3. EXACTLY ONE credential header, set by the broker (checklist item 20).
+ *
+ * The credential is validated as a header value without ever being echoed: a token with CR or LF throws INTERNAL
+ * with no detail.
+ */
+export function buildUpstreamRequestHeaders(
+  target: UpstreamTarget,
+  agentHeaders: readonly CanonicalHeader[],
+  credential: string,
+): string[] {
+  const credentialName = target.credentialHeader.name.toLowerCase();
+  const out: string[] = [];
+  const sent = new Set<string>();
+  for (const h of forwardableAgentHeaders(agentHeaders)) {
+    if (h.name === credentialName) continue;
+    out.push(h.name, h.value);
+    sent.add(h.name);
+  }
+  for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
+    const n = name.toLowerCase();
+    // assertUpstreamTarget refuses such defaults at catalog load; skipping them here too keeps one credential.
+    if (n === credentialName || sent.has(n) || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n)) continue;
+    if (!isHttpToken(n) || !isFieldValue(value)) continue;
+    out.push(n, value);
+  }
+  const scheme = target.credentialHeader.scheme;
+  const value = scheme === undefined || scheme === "" ? credential : `${scheme} ${credential}`;
+  if (credential.length === 0 || credential !== credential.trim() || !isFieldValue(value)) {
+    throw new CapvaultError("INTERNAL", undefined, { cause: new Error("the stored credential is not a valid header value") });
+  }
+  out.push(credentialName, value);
+  return out;
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { CapvaultError } from "../../src/errors/capvault-error.js";
+import { buildUpstreamUrl } from "../../src/proxy/build-upstream-url.js";
+import type { UpstreamTarget } from "../../src/proxy/upstream-target.js";
+
+const target = (baseUrl: string, allowedHosts = ["api.github.com"]): UpstreamTarget => ({
+  baseUrl,
+  allowedHosts,
+  credentialHeader: { name: "authorization", scheme: "Bearer" },
+});
+
+function forbidden(t: UpstreamTarget, path = "/x", queryString = ""): void {
+  try {
+    buildUpstreamUrl(t, { path, queryString });
+  } catch (err) {
+    expect(CapvaultError.is(err, "UPSTREAM_HOST_FORBIDDEN")).toBe(true);
+    return;
+  }
+  throw new Error("expected UPSTREAM_HOST_FORBIDDEN");
+}
+
+describe("buildUpstreamUrl", () => {
+  it("joins baseUrl, canonical path and query", () => {
+    expect(buildUpstreamUrl(target("https://api.github.com"), { path: "/repos/a/b", queryString: "per_page=5" })).toEqual({
+      origin: "https://api.github.com",
+      hostname: "api.github.com",
+      pathAndQuery: "/repos/a/b?per_page=5",
+      href: "https://api.github.com/repos/a/b?per_page=5",
+    });
+  });
+  it("keeps a base path prefix (with or without a trailing slash)", () => {
+    for (const base of ["https://www.googleapis.com/gmail/v1", "https://www.googleapis.com/gmail/v1/"]) {
+      const u = buildUpstreamUrl(target(base, ["www.googleapis.com"]), { path: "/users/me", queryString: "" });
+      expect(u.href).toBe("https://www.googleapis.com/gmail/v1/users/me");
+    }
+  });
+  it("keeps the explicit port of baseUrl, and only that", () => {
+    expect(buildUpstreamUrl(target("https://api.test:8443", ["api.test"]), { path: "/", queryString: "" }).origin).toBe("https://api.test:8443");
+  });
+  it("compares hosts exactly and case-insensitively", () => {
+    expect(buildUpstreamUrl(target("https://API.GitHub.com", ["api.github.COM"]), { path: "/", queryString: "" }).hostname).toBe("api.github.com");
+    forbidden(target("https://api.github.com.", ["api.github.com"]));
+    forbidden(target("https://uploads.github.com", ["api.github.com"]));
+    forbidden(target("https://github.com", ["api.github.com"]));
+  });
+  it("refuses other hosts, http, userinfo, and hosts smuggled through userinfo", () => {
+    forbidden(target("https://evil.test"));
+    forbidden(target("http://api.github.com"));
+    forbidden(target("https://user:pw@api.github.com"));
+    forbidden(target("https://api.github.com@evil.test", ["api.github.com", "evil.test"].slice(0, 1)));
+    forbidden(target("https://api.github.com@evil.test", ["api.github.com", "evil.test"]));
+    forbidden(target("not a url"));
+  });
+  it.each([
+    ["https://2130706433/", "2130706433"],
+    ["https://0x7f.1/", "0x7f.1"],
+    ["https://0177.0.0.1/", "0177.0.0.1"],
+    ["https://127.1/", "127.1"],
+    ["https://127.0.0.1/", "127.0.0.1"],
+    ["https://[::ffff:127.0.0.1]/", "[::ffff:127.0.0.1]"],
+    ["https://[::1]/", "::1"],
+  ])("refuses the IP literal %s even when allowlisted", (base, allowed) => {
+    forbidden(target(base, [allowed, "127.0.0.1", "[::ffff:7f00:1]", "::ffff:7f00:1"]));
+  });
+  it("cannot be steered off-host by a path (the path is always below the origin)", () => {
+    for (const path of ["/@evil.test/x", "/.evil.test", "/:443@evil.test"]) {
+      expect(buildUpstreamUrl(target("https://api.github.com"), { path, queryString: "" }).hostname).toBe("api.github.com");
+    }
+    // canonicalizePath refuses "//evil.test"; even if it did not, the URL would be checked
+    forbidden(target("https://api.github.com"), "//evil.test/x");
+  });
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { CapvaultError } from "../../src/errors/capvault-error.js";
+import { buildUpstreamRequestHeaders } from "../../src/proxy/upstream-request-headers.js";
+import type { UpstreamTarget } from "../../src/proxy/upstream-target.js";
+
+const bearer: UpstreamTarget = {
+  baseUrl: "https://api.test",
+  allowedHosts: ["api.test"],
+  credentialHeader: { name: "Authorization", scheme: "Bearer" },
+  defaultHeaders: { Accept: "application/vnd.github+json", "User-Agent": "capvault" },
+};
+
+const pairs = (flat: string[]) => Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
+
+describe("buildUpstreamRequestHeaders", () => {
+  it("sets exactly one credential header and never the agent's", () => {
+    const out = pairs(
+      buildUpstreamRequestHeaders(
+        bearer,
+        [
+          { name: "authorization", value: "Bearer agent" },
+          { name: "proxy-authorization", value: "x" },
+          { name: "x-a", value: "1" },
+        ],
+        "tok",
+      ),
+    );
+    expect(out.filter(([n]) => n.toLowerCase() === "authorization")).toEqual([["authorization", "Bearer tok"]]);
+    expect(out.some(([n]) => n === "proxy-authorization")).toBe(false);
+    expect(out).toContainEqual(["x-a", "1"]);
+  });
+  it("drops agent headers named like a non-Authorization credential header, and Authorization too", () => {
+    const apiKey: UpstreamTarget = { ...bearer, credentialHeader: { name: "X-Api-Key" }, defaultHeaders: undefined };
+    const out = pairs(
+      buildUpstreamRequestHeaders(
+        apiKey,
+        [
+          { name: "x-api-key", value: "agent-key" },
+          { name: "authorization", value: "Bearer agent" },
+        ],
+        "k",
+      ),
+    );
+    expect(out).toEqual([["x-api-key", "k"]]);
+  });
+  it("adds default headers only where the agent sent none of that name", () => {
+    const out = pairs(buildUpstreamRequestHeaders(bearer, [{ name: "accept", value: "text/plain" }], "t"));
+    expect(out).toEqual([
+      ["accept", "text/plain"],
+      ["user-agent", "capvault"],
+      ["authorization", "Bearer t"],
+    ]);
+  });
+  it("never lets a default header add a second credential or a hop-by-hop header", () => {
+    const sloppy: UpstreamTarget = { ...bearer, defaultHeaders: { authorization: "Bearer static", Cookie: "a=1", Connection: "x", "X-Ok": "1" } };
+    expect(pairs(buildUpstreamRequestHeaders(sloppy, [], "t"))).toEqual([
+      ["x-ok", "1"],
+      ["authorization", "Bearer t"],
+    ]);
+  });
+  it("refuses a credential that is not a header value, without echoing it", () => {
+    for (const bad of ["a\r\nx-injected: 1", "", " padded"]) {
+      try {
+        buildUpstreamRequestHeaders(bearer, [], bad);
+        throw new Error("expected a refusal");
+      } catch (err) {
+        expect(CapvaultError.is(err, "INTERNAL")).toBe(true);
+        expect(JSON.stringify({ m: (err as Error).message, c: String((err as Error).cause) })).not.toContain("injected");
+      }
+    }
+  });
+});

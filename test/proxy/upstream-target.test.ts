@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { CapvaultError } from "../../src/errors/capvault-error.js";
+import { assertUpstreamTarget, redactUpstreamTarget, type UpstreamTarget } from "../../src/proxy/upstream-target.js";
+
+const good: UpstreamTarget = {
+  baseUrl: "https://api.github.com",
+  allowedHosts: ["api.github.com"],
+  credentialHeader: { name: "authorization", scheme: "Bearer" },
+  defaultHeaders: { "x-github-api-version": "2022-11-28", accept: "application/vnd.github+json" },
+};
+
+function invalid(t: Partial<UpstreamTarget>): void {
+  expect(() => assertUpstreamTarget({ ...good, ...t })).toThrow(CapvaultError);
+  try {
+    assertUpstreamTarget({ ...good, ...t });
+  } catch (err) {
+    expect((err as CapvaultError).reason).toBe("CONFIG_INVALID");
+  }
+}
+
+describe("assertUpstreamTarget", () => {
+  it("accepts a plain provider target", () => {
+    expect(() => assertUpstreamTarget(good)).not.toThrow();
+    expect(() => assertUpstreamTarget({ ...good, credentialHeader: { name: "X-Api-Key" } })).not.toThrow();
+  });
+  it.each<[string, Partial<UpstreamTarget>]>([
+    ["http", { baseUrl: "http://api.github.com" }],
+    ["userinfo", { baseUrl: "https://u:p@api.github.com" }],
+    ["query", { baseUrl: "https://api.github.com/?x=1" }],
+    ["fragment", { baseUrl: "https://api.github.com/#x" }],
+    ["host not allowed", { baseUrl: "https://evil.test" }],
+    ["empty allowlist", { allowedHosts: [] }],
+    ["wildcard", { allowedHosts: ["*.github.com"] }],
+    ["host with port", { allowedHosts: ["api.github.com:443"] }],
+    ["credential header is hop-by-hop", { credentialHeader: { name: "connection" } }],
+    ["credential header is cookie", { credentialHeader: { name: "cookie" } }],
+    ["bad scheme", { credentialHeader: { name: "authorization", scheme: "Bearer x" } }],
+    ["default header duplicates the credential", { defaultHeaders: { Authorization: "Bearer static" } }],
+    ["default hop-by-hop header", { defaultHeaders: { "transfer-encoding": "chunked" } }],
+    ["default header with CRLF", { defaultHeaders: { "x-a": "1\r\nx-b: 2" } }],
+    ["set-cookie in extra response headers", { extraResponseHeaders: ["Set-Cookie"] }],
+  ])("refuses %s", (_name, t) => {
+    invalid(t);
+  });
+});
+
+describe("redactUpstreamTarget", () => {
+  it("hides default header values and the CA", () => {
+    const r = JSON.stringify(redactUpstreamTarget({ ...good, defaultHeaders: { "x-static": "s3cr3t" }, ca: "-----BEGIN CERTIFICATE-----" }));
+    expect(r).not.toContain("s3cr3t");
+    expect(r).not.toContain("BEGIN");
+    expect(r).toContain("x-static");
+  });
+});
