@@ -1,0 +1,252 @@
+import * as oauth from "oauth4webapi";
+import { CapvaultError } from "../errors/capvault-error.js";
+import type { CredentialRecord } from "../store/credential-repository.js";
+import { insertGeneration, insertNeedsReauth, openAccessToken, openRefreshToken, tokenSetFrom } from "./credential-store.js";
+import type { OAuthContext } from "./oauth-context.js";
+import { emitEvent, errorName } from "./oauth-events.js";
+
+/** Options of {@link Refresher.resolveAccessToken}. */
+export interface ResolveOptions {
+  /** Refresh even if the token looks valid (the upstream answered 401 invalid_token). */
+  forceRefresh?: boolean;
+  /**
+   * With `forceRefresh`: the generation whose access token was refused. If a newer generation already exists (another
+   * caller refreshed meanwhile), it is returned without another refresh, so N failing callers cause one refresh.
+   */
+  staleGeneration?: number;
+  /** Absolute deadline (ms since the epoch) for the whole call, e.g. the gRPC call's deadline. */
+  deadline?: number;
+}
+
+/** A usable access token. For the Proxy only: it never leaves the broker. */
+export interface ResolvedAccessToken {
+  accessToken: string;
+  /** The credential generation it came from (pass it back as `staleGeneration` after a 401). */
+  generation: number;
+  expiresAt?: Date;
+  scopes: string[];
+  provider: string;
+}
+
+type WaitOutcome = { kind: "done"; record: CredentialRecord } | { kind: "failed" } | { kind: "next" };
+
+/**
+ * Lazy refresh with exactly one refresh per (connection, generation) across every broker process sharing the
+ * database. See docs/oauth.md, "The refresh protocol":
+ *
+ * 1. Credentials are insert-once generations; the newest wins; a generation is never updated.
+ * 2. To refresh generation g, a broker inserts the lease `refresh:<connection>:<g>:<attempt>`. The one insert that
+ *    succeeds makes its broker the refresher; inside one process concurrent callers share one promise.
+ * 3. The refresher re-reads the newest generation (its view may be stale), sends the refresh token once with a
+ *    timeout that ends well before its lease does, and inserts generation g+1 (the new, or carried-over, refresh
+ *    token) BEFORE anyone uses the new access token. invalid_grant inserts a secret-free "needs_reauth" generation.
+ * 4. Everyone else polls the newest generation with backoff until g+1 appears, the lease (plus a grace) expires —
+ *    then the next attempt's lease is taken — a failure marker appears, or their deadline passes.
+ */
+export class Refresher {
+  private readonly inflight = new Map<string, Promise<CredentialRecord>>();
+
+  constructor(private readonly ctx: OAuthContext) {}
+
+  /**
+   * A usable access token for a connection, refreshed lazily when it expires within the skew window.
+   * Errors (CapvaultError): CONNECTION_NOT_FOUND, CONNECTION_PENDING, CONNECTION_NEEDS_REAUTH, REFRESH_FAILED,
+   * REFRESH_BUSY (waited for another broker until the deadline), PROVIDER_UNAVAILABLE.
+   */
+  async resolveAccessToken(tenant: string, connectionId: string, options: ResolveOptions = {}): Promise<ResolvedAccessToken> {
+    return this.resolve(tenant, connectionId, options, this.ctx.timings.refreshSkewMs);
+  }
+
+  /**
+   * Refresh a connection if its access token expires within `horizonMs` (the sweeper), through the same single
+   * flight. Returns false when nothing was due.
+   */
+  async refreshIfDue(tenant: string, connectionId: string, horizonMs: number): Promise<boolean> {
+    const before = await this.ctx.store.credentials.latest(tenant, connectionId);
+    if (!before || before.kind !== "tokens" || !this.expiring(before, horizonMs)) return false;
+    await this.resolve(tenant, connectionId, {}, horizonMs);
+    return true;
+  }
+
+  private async resolve(tenant: string, connectionId: string, options: ResolveOptions, horizonMs: number): Promise<ResolvedAccessToken> {
+    const { store } = this.ctx;
+    const deadline = Math.min(options.deadline ?? Infinity, this.ctx.now() + this.ctx.timings.refreshWaitMs);
+    const connection = await store.connections.get(tenant, connectionId);
+    if (!connection) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: connectionId } });
+    if (connection.status === "needs_reauth") throw needsReauth(connectionId);
+    const current = await store.credentials.latest(tenant, connectionId);
+    if (!current) {
+      if (connection.status === "pending") throw new CapvaultError("CONNECTION_PENDING", undefined, { metadata: { connection: connectionId } });
+      throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: connectionId } });
+    }
+    if (current.kind === "needs_reauth") throw needsReauth(connectionId);
+    const forced = options.forceRefresh === true && (options.staleGeneration === undefined || options.staleGeneration >= current.generation);
+    if (!forced && !this.expiring(current, horizonMs)) return this.usable(current);
+
+    const fresh = await withDeadline(this.refreshOnce(current), deadline, this.ctx.now);
+    if (fresh.kind === "needs_reauth") throw needsReauth(connectionId);
+    return this.usable(fresh);
+  }
+
+  /** Whether a generation's access token expires within `horizonMs` (at most half its lifetime, for short tokens). */
+  private expiring(record: CredentialRecord, horizonMs: number): boolean {
+    if (!record.expiresAt) return false;
+    const lifetime = record.expiresAt.getTime() - record.createdAt.getTime();
+    const skew = lifetime > 0 ? Math.min(horizonMs, lifetime / 2) : horizonMs;
+    return record.expiresAt.getTime() - skew <= this.ctx.now();
+  }
+
+  private async usable(record: CredentialRecord): Promise<ResolvedAccessToken> {
+    return {
+      accessToken: await openAccessToken(this.ctx, record),
+      generation: record.generation,
+      expiresAt: record.expiresAt,
+      scopes: record.scopes,
+      provider: record.provider,
+    };
+  }
+
+  /** In-process single flight over the cross-process one: one promise per (connection, generation). */
+  private refreshOnce(current: CredentialRecord): Promise<CredentialRecord> {
+    const key = `${current.tenant}\u0000${current.connection}\u0000${current.generation}`;
+    let flight = this.inflight.get(key);
+    if (!flight) {
+      flight = this.crossProcessFlight(current).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, flight);
+    }
+    return flight;
+  }
+
+  private async crossProcessFlight(current: CredentialRecord): Promise<CredentialRecord> {
+    const { leases } = this.ctx.store;
+    const waitUntil = this.ctx.now() + this.ctx.timings.refreshWaitMs;
+    for (let attempt = 0; ; attempt++) {
+      const leaseKey = `refresh:${current.connection}:${current.generation}:${attempt}`;
+      const failureKey = `refresh-failed:${current.connection}:${current.generation}:${attempt}`;
+      const now = this.ctx.now();
+      const expiresAt = now + this.ctx.timings.refreshLeaseMs;
+      const won = await leases.insert({ key: leaseKey, holder: this.ctx.holderId, acquiredAt: new Date(now), expiresAt: new Date(expiresAt) });
+      if (won) return this.refreshAsHolder(current, failureKey, expiresAt);
+      const outcome = await this.waitForHolder(current, leaseKey, failureKey, waitUntil);
+      if (outcome.kind === "done") return outcome.record;
+      if (outcome.kind === "failed") throw new CapvaultError("REFRESH_FAILED", undefined, { metadata: { connection: current.connection } });
+    }
+  }
+
+  /** Poll the newest generation (with backoff and jitter) while another broker holds the lease. */
+  private async waitForHolder(current: CredentialRecord, leaseKey: string, failureKey: string, waitUntil: number): Promise<WaitOutcome> {
+    const { store, timings } = this.ctx;
+    let delay = 15;
+    for (;;) {
+      const latest = await store.credentials.latest(current.tenant, current.connection);
+      if (!latest) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: current.connection } });
+      if (latest.generation > current.generation) return { kind: "done", record: latest };
+      const now = this.ctx.now();
+      const failure = await store.leases.get(failureKey);
+      if (failure) return failure.expiresAt.getTime() > now ? { kind: "failed" } : { kind: "next" };
+      const lease = await store.leases.get(leaseKey);
+      if (!lease || lease.expiresAt.getTime() + timings.leaseTakeoverGraceMs < now) return { kind: "next" };
+      if (now >= waitUntil) throw new CapvaultError("REFRESH_BUSY", undefined, { metadata: { connection: current.connection } });
+      const untilTakeover = lease.expiresAt.getTime() + timings.leaseTakeoverGraceMs - now + 5;
+      await sleep(Math.max(1, Math.min(delay * (0.75 + Math.random() / 2), untilTakeover, waitUntil - now)));
+      delay = Math.min(delay * 1.6, 400);
+    }
+  }
+
+  /** We hold the lease for `current`: refresh once and persist generation g+1 before anyone uses it. */
+  private async refreshAsHolder(current: CredentialRecord, failureKey: string, leaseExpiresAt: number): Promise<CredentialRecord> {
+    const { store, timings } = this.ctx;
+    const owner = { tenant: current.tenant, connection: current.connection, provider: current.provider };
+    // Our view may be stale (a lease of an old generation can be purged and won again): re-read before sending.
+    const latest = await store.credentials.latest(current.tenant, current.connection);
+    if (!latest) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: current.connection } });
+    if (latest.generation !== current.generation) return latest;
+    const next = current.generation + 1;
+
+    const refreshToken = await openRefreshToken(this.ctx, current);
+    if (!refreshToken) return this.markNeedsReauth(current, next, "no_refresh_token");
+
+    // The request must be over well before the lease ends: a quarter of the lease is kept for persisting the result.
+    const timeout = Math.min(timings.tokenRequestTimeoutMs, leaseExpiresAt - this.ctx.now() - timings.refreshLeaseMs / 4);
+    if (timeout < 250) return this.recordFailure(current, failureKey, "lease_too_short");
+
+    let response: oauth.TokenEndpointResponse;
+    try {
+      const pc = await this.ctx.clients.get(current.provider);
+      const res = await oauth.refreshTokenGrantRequest(pc.as, pc.client, pc.clientAuth, refreshToken, pc.http(timeout, true));
+      response = await oauth.processRefreshTokenResponse(pc.as, pc.client, res);
+    } catch (err) {
+      if (err instanceof oauth.ResponseBodyError && err.error === "invalid_grant") return this.markNeedsReauth(current, next, "invalid_grant");
+      this.ctx.logger.warn({ connection: current.connection, provider: current.provider, err: errorName(err) }, "oauth refresh failed");
+      return this.recordFailure(current, failureKey, err instanceof oauth.ResponseBodyError ? err.error : "provider_unavailable");
+    }
+
+    const tokens = tokenSetFrom(response, this.ctx.now(), current.scopes);
+    const widened = tokens.scopes.filter((s) => !current.scopes.includes(s));
+    if (widened.length) this.ctx.logger.warn({ connection: current.connection, widened }, "provider granted scopes that were not asked for on refresh");
+    const inserted = await retry(() => insertGeneration(this.ctx, owner, next, tokens, tokens.refreshToken ? undefined : current.refreshToken));
+    const stored = await store.credentials.latest(current.tenant, current.connection);
+    if (!stored) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: current.connection } });
+    if (!inserted) {
+      this.ctx.logger.error({ connection: current.connection, generation: next }, "refresh generation written by another broker while we held the lease");
+      return stored;
+    }
+    await store.connections
+      .update(current.tenant, current.connection, { expiresAt: tokens.expiresAt, scopes: tokens.scopes, updatedAt: new Date(this.ctx.now()) })
+      .catch((err) => this.ctx.logger.warn({ connection: current.connection, err: errorName(err) }, "connection metadata update failed"));
+    await emitEvent(this.ctx.onEvent, this.ctx.logger, { ...event(current), decision: "allow", reason: "refreshed" });
+    return stored;
+  }
+
+  private async markNeedsReauth(current: CredentialRecord, next: number, reason: string): Promise<CredentialRecord> {
+    const { store } = this.ctx;
+    const owner = { tenant: current.tenant, connection: current.connection, provider: current.provider };
+    await retry(() => insertNeedsReauth(this.ctx, owner, next, current.scopes));
+    await store.connections
+      .update(current.tenant, current.connection, { status: "needs_reauth", updatedAt: new Date(this.ctx.now()) })
+      .catch((err) => this.ctx.logger.warn({ connection: current.connection, err: errorName(err) }, "connection status update failed"));
+    this.ctx.logger.warn({ connection: current.connection, provider: current.provider, reason }, "connection needs reauthorization");
+    await emitEvent(this.ctx.onEvent, this.ctx.logger, { ...event(current), decision: "deny", reason });
+    return (await store.credentials.latest(current.tenant, current.connection)) ?? { ...owner, generation: next, kind: "needs_reauth", scopes: [], createdAt: new Date() };
+  }
+
+  private async recordFailure(current: CredentialRecord, failureKey: string, reason: string): Promise<never> {
+    const now = this.ctx.now();
+    await this.ctx.store.leases
+      .insert({ key: failureKey, holder: this.ctx.holderId, acquiredAt: new Date(now), expiresAt: new Date(now + this.ctx.timings.refreshFailureBackoffMs) })
+      .catch(() => false);
+    await emitEvent(this.ctx.onEvent, this.ctx.logger, { ...event(current), decision: "error", reason });
+    throw new CapvaultError("REFRESH_FAILED", undefined, { metadata: { connection: current.connection } });
+  }
+}
+
+const event = (c: CredentialRecord) => ({ action: "refresh" as const, tenant: c.tenant, connection: c.connection, provider: c.provider });
+
+const needsReauth = (connection: string) => new CapvaultError("CONNECTION_NEEDS_REAUTH", undefined, { metadata: { connection } });
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Retry a store write a few times: losing a rotated refresh token to a transient database error loses the grant. */
+async function retry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= 4) throw err;
+      await sleep(50 * 2 ** i);
+    }
+  }
+}
+
+async function withDeadline<T>(p: Promise<T>, deadline: number, now: () => number): Promise<T> {
+  if (!Number.isFinite(deadline)) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CapvaultError("REFRESH_BUSY")), Math.max(0, deadline - now()));
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
