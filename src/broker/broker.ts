@@ -1,42 +1,158 @@
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+import { AuditLog } from "../audit/audit-log.js";
+import { createAdminService } from "../admin/admin-service.js";
+import { CapabilityAuthority } from "../capabilities/capability-authority.js";
+import { createCapabilityService } from "../capabilities/capability-service.js";
+import { Capabilities } from "../capabilities/capabilities.js";
+import { RevocationPoller } from "../capabilities/revocation-poller.js";
+import { RootKeyRing } from "../capabilities/root-key-ring.js";
 import type { Config } from "../config/schema.js";
+import { createConnectionService } from "../connections/connection-service.js";
 import type { Logger } from "../log/logger.js";
+import { AccessTokenCache } from "../oauth/access-token-cache.js";
+import { startCallbackServer } from "../oauth/callback-server.js";
+import { createOAuthModule, type OAuthModule } from "../oauth/oauth-module.js";
+import { ConnectionDirectory } from "../proxy/connection-directory.js";
+import { UpstreamDispatchers } from "../proxy/fenced-dispatcher.js";
+import type { ProxyDependencies } from "../proxy/proxy-pipeline.js";
+import { createProxyService } from "../proxy/proxy-service.js";
 import { startGrpcServer, type GrpcServerHandle } from "../server/grpc-server.js";
 import { setFailureReporter } from "../server/rpc-handlers.js";
 import { openStore } from "../store/open-store.js";
 import type { Store } from "../store/store.js";
+import { keyringConfigOf } from "../vault/keyring-config.js";
+import { openLocalKeyring } from "../vault/local-keyring.js";
+import { openVault } from "../vault/open-vault.js";
 
 /** A running broker: its addresses and how to stop it. */
 export interface Broker {
   grpcAddress: string;
+  /** Base URL of the OAuth callback listener. */
+  httpUrl: string;
   store: Store;
+  oauth: OAuthModule;
+  authority: CapabilityAuthority;
   grpc: GrpcServerHandle;
+  /** Dev mode only: an operator capability for `config.devTenant`. */
+  devOperatorToken?: string;
   /** Graceful stop: new calls refused, in-flight calls finish (up to the grace period), resources closed. */
   stop(): Promise<void>;
 }
 
-/** The composition root: open storage, build the services, start listening. */
+/** The composition root: storage, vault, capabilities, OAuth, the Proxy pipeline, then the listeners. */
 export async function startBroker(config: Config, logger: Logger): Promise<Broker> {
   setFailureReporter((method, err) => logger.error({ method, reason: err.reason, err: err.cause ?? err }, "rpc failed"));
+
   const store = await openStore(config);
+  const kms = await openLocalKeyring(keyringConfigOf(config));
+  const vault = await openVault({ dataKeys: store.dataKeys, keyring: kms });
+  const audit = new AuditLog(store.audit, {
+    onWriteError: (err, entry) => logger.error({ err, action: entry.action, tenant: entry.tenant }, "audit write failed"),
+  });
+
+  const caps = new Capabilities();
+  await caps.ready();
+  const keys = await RootKeyRing.open(store, vault);
+  const revocations = new RevocationPoller(store.revocations, { onError: (err) => logger.warn({ err }, "revocation poll failed") });
+  await revocations.start();
+  const policies = config.policiesDir ? await caps.loadPolicies(resolve(config.policiesDir)) : undefined;
+  const authority = new CapabilityAuthority(caps, keys, revocations, policies);
+
+  const catalogDir = resolve(config.providersDir);
+  const httpAddr = await withConcretePort(config.http.addr);
+  const publicUrl = config.http.publicUrl ?? `http://${httpAddr}`;
+  const oauth = await createOAuthModule({
+    config: {
+      redirectUri: new URL("/oauth/callback", publicUrl).href,
+      catalogDir,
+      allowInsecureLoopback: config.oauth.allowInsecureLoopback,
+    },
+    store,
+    vault,
+    logger,
+    onEvent: (e) =>
+      audit.record({ tenant: e.tenant, action: e.action, connection: e.connection, provider: e.provider, decision: e.decision, reason: e.reason }),
+  });
+  const callback = await startCallbackServer({ addr: httpAddr, oauth, logger });
+  const sweeper = oauth.startSweeper();
+  const purge = oauth.startPurgeJob();
+
+  const tokens = new AccessTokenCache((tenant, id, options) => oauth.resolveAccessToken(tenant, id, options));
+  const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
+  const dispatchers = new UpstreamDispatchers();
+  const proxy: ProxyDependencies = { authority, connections, tokens, dispatchers, audit };
+
   const grpc = await startGrpcServer({
     addr: config.grpc.addr,
     maxMessageBytes: config.grpc.maxMessageBytes,
-    implementations: {},
+    implementations: {
+      capability: createCapabilityService({ authority, store, audit, proxy }),
+      connection: createConnectionService(
+        oauth,
+        (ctx, tenant, operation) => authority.requireOperator(ctx, tenant, operation),
+        (tenant, id) => {
+          tokens.invalidate(tenant, id);
+          connections.forget(id);
+        },
+      ),
+      proxy: createProxyService(proxy),
+      admin: createAdminService({ authority, store, kms }),
+    },
   });
-  logger.info({ grpc: grpc.address, store: store.kind }, "broker listening");
+
+  let devOperatorToken: string | undefined;
+  if (config.dev) {
+    const minted = await caps.mint({
+      rootKey: keys.signingKey(),
+      tenant: config.devTenant,
+      subject: "dev-operator",
+      grants: [],
+      ttlSeconds: 24 * 3600,
+      operator: true,
+    });
+    devOperatorToken = minted.token;
+  }
+  logger.info({ grpc: grpc.address, http: callback.url, store: store.kind, policies: policies?.statements.length ?? 0 }, "broker listening");
 
   let stopping: Promise<void> | undefined;
   return {
     grpcAddress: grpc.address,
+    httpUrl: callback.url,
     store,
+    oauth,
+    authority,
     grpc,
+    devOperatorToken,
     stop() {
       stopping ??= (async () => {
         const { forced } = await grpc.shutdown(config.grpc.shutdownGraceMs);
         logger.info({ forced }, "gRPC server stopped");
+        await callback.close();
+        await Promise.all([sweeper.stop(), purge.stop()]);
+        revocations.stop();
+        await audit.flush();
+        await dispatchers.close();
+        await caps.close();
         await store.close();
       })();
       return stopping;
     },
   };
+}
+
+/** host:0 becomes host:<a free port>, so the OAuth redirect URI can be known before the listener starts. */
+async function withConcretePort(addr: string): Promise<string> {
+  const colon = addr.lastIndexOf(":");
+  const host = addr.slice(0, colon);
+  if (addr.slice(colon + 1) !== "0") return addr;
+  const port = await new Promise<number>((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, host.replace(/^\[|\]$/g, ""), () => {
+      const { port: p } = srv.address() as { port: number };
+      srv.close(() => ok(p));
+    });
+  });
+  return `${host}:${port}`;
 }

@@ -23,6 +23,7 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_KEYRING_FILE: { path: "kek.keyringFile", type: "string" },
   CAPVAULT_KEK: { path: "kek.key", type: "string" },
   CAPVAULT_KEK_ID: { path: "kek.keyId", type: "string" },
+  CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: { path: "oauth.allowInsecureLoopback", type: "boolean" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },

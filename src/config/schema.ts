@@ -56,10 +56,19 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    oauth: z
+      .object({
+        /** Allow http:// OAuth endpoints on loopback addresses (local development, tests, the demo). Never in production. */
+        allowInsecureLoopback: z.boolean().default(false),
+      })
+      .strict()
+      .default({ allowInsecureLoopback: false }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */
     policiesDir: z.string().min(1).optional(),
+    /** The tenant whose operator token dev mode prints at start-up. */
+    devTenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'").default("dev"),
     log: z
       .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
       .strict()

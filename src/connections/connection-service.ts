@@ -1,12 +1,20 @@
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import { toServiceError } from "../errors/grpc-status.js";
 import {
   ConnectionStatus,
+  type BeginConnectRequest,
+  type BeginConnectResponse,
   type Connection,
   type ConnectionServiceServer,
+  type DisconnectRequest,
+  type DisconnectResponse,
+  type GetConnectionRequest,
+  type GetConnectionResponse,
+  type ListConnectionsRequest,
+  type ListConnectionsResponse,
 } from "../gen/capvault/v1/connection.js";
 import type { OAuthModule } from "../oauth/oauth-module.js";
+import type { CallContext } from "../server/call-context.js";
+import { unary } from "../server/rpc-handlers.js";
 import type { ConnectionRecord } from "../store/records.js";
 
 /** The OAuth operations ConnectionService needs (an OAuthModule satisfies it). */
@@ -39,23 +47,21 @@ function required(value: string, name: string): string {
   return value;
 }
 
-/** Run a handler body and answer through the callback, mapping every failure with toServiceError. */
-function unary<Req, Res>(body: (req: Req) => Promise<Res>) {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    body(call.request).then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err)),
-    );
-  };
-}
+/** Checks that the caller is an operator of `tenant` (see CapabilityAuthority.requireOperator). */
+export type OperatorCheck = (ctx: CallContext, tenant: string, operation: string) => Promise<unknown>;
 
 /**
- * The gRPC ConnectionService: a thin adapter over the OAuth module. Authentication (the operator capability) is the
- * server's job before these handlers run. No response carries a token.
+ * The gRPC ConnectionService: a thin adapter over the OAuth module. Every RPC needs an operator capability for the
+ * tenant. No response carries a token. `onDisconnected` lets the Proxy forget cached routes and tokens at once.
  */
-export function createConnectionService(oauth: ConnectionOperations): ConnectionServiceServer {
+export function createConnectionService(
+  oauth: ConnectionOperations,
+  requireOperator: OperatorCheck,
+  onDisconnected: (tenant: string, connectionId: string) => void = () => {},
+): ConnectionServiceServer {
   return {
-    beginConnect: unary(async (req) => {
+    beginConnect: unary<BeginConnectRequest, BeginConnectResponse>("BeginConnect", async (req, ctx) => {
+      await requireOperator(ctx, req.tenant, "connect");
       const r = await oauth.beginConnect({
         tenant: required(req.tenant, "tenant"),
         user: required(req.user, "user"),
@@ -64,16 +70,20 @@ export function createConnectionService(oauth: ConnectionOperations): Connection
       });
       return { authorizationUrl: r.authorizationUrl, connectionId: r.connectionId, expiresAt: r.expiresAt };
     }),
-    listConnections: unary(async (req) => {
+    listConnections: unary<ListConnectionsRequest, ListConnectionsResponse>("ListConnections", async (req, ctx) => {
+      await requireOperator(ctx, req.tenant, "connections-read");
       const list = await oauth.listConnections(required(req.tenant, "tenant"), req.user || undefined);
       return { connections: list.map(toConnectionMessage) };
     }),
-    getConnection: unary(async (req) => {
+    getConnection: unary<GetConnectionRequest, GetConnectionResponse>("GetConnection", async (req, ctx) => {
+      await requireOperator(ctx, req.tenant, "connections-read");
       const c = await oauth.getConnection(required(req.tenant, "tenant"), required(req.connectionId, "connection_id"));
       return { connection: toConnectionMessage(c) };
     }),
-    disconnect: unary(async (req) => {
+    disconnect: unary<DisconnectRequest, DisconnectResponse>("Disconnect", async (req, ctx) => {
+      await requireOperator(ctx, req.tenant, "disconnect");
       const r = await oauth.disconnect(required(req.tenant, "tenant"), required(req.connectionId, "connection_id"));
+      onDisconnected(req.tenant, req.connectionId);
       return { revokedAtProvider: r.revokedAtProvider };
     }),
   };

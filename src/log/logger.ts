@@ -1,4 +1,4 @@
-import pino, { type Logger } from "pino";
+import pino, { type DestinationStream, type Logger } from "pino";
 
 export type { Logger } from "pino";
 
@@ -22,7 +22,7 @@ const REDACT = [
 ];
 
 /** The broker's structured logger: JSON lines on stderr, secrets redacted by field name at any depth up to 2. */
-export function createLogger(level: string, destination: number = 2): Logger {
+export function createLogger(level: string, destination: number | DestinationStream = 2): Logger {
   const paths = [...REDACT, ...REDACT.map((k) => `*.${k}`), ...REDACT.map((k) => `*.*.${k}`)];
   return pino(
     {
@@ -31,6 +31,6 @@ export function createLogger(level: string, destination: number = 2): Logger {
       redact: { paths, censor: "[redacted]" },
       serializers: { err: pino.stdSerializers.err },
     },
-    pino.destination({ fd: destination, sync: true }),
+    typeof destination === "number" ? pino.destination({ fd: destination, sync: true }) : destination,
   );
 }

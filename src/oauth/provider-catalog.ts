@@ -55,6 +55,12 @@ export const ProviderFileSchema = z
         baseUrl: url,
         allowedHosts: z.array(host).min(1),
         credentialHeader: z.object({ name: z.string().min(1), scheme: z.string() }).strict(),
+        /** Headers sent when the agent sends none of that name, e.g. GitHub's API version. */
+        defaultHeaders: z.record(z.string(), z.string()).optional(),
+        /** TESTS AND PRIVATE DEPLOYMENTS ONLY: let the API resolve to loopback/private addresses. */
+        allowPrivateAddresses: z.boolean().optional(),
+        /** TESTS AND PRIVATE DEPLOYMENTS ONLY: a PEM file of CA certificates to trust for the API. */
+        caFile: z.string().min(1).optional(),
       })
       .strict(),
   })

@@ -15,6 +15,8 @@ export interface TenantRepository {
 export interface ConnectionRepository {
   insert(connection: ConnectionRecord): Promise<boolean>;
   get(tenant: string, id: string): Promise<ConnectionRecord | undefined>;
+  /** A connection by id alone (ids are random and global); the caller must then check the tenant it acts in. */
+  findById(id: string): Promise<ConnectionRecord | undefined>;
   /** A tenant's connections, optionally one user's, oldest first. */
   list(tenant: string, user?: string): Promise<ConnectionRecord[]>;
   /** Set fields of one connection (never its identity). Returns the updated record, or undefined if absent. */

@@ -1,3 +1,4 @@
+import type { RootKeyRepository } from "./root-key-repository.js";
 import type { DataKeyRepository } from "./data-key-repository.js";
 import type {
   AuditRepository,
@@ -21,6 +22,7 @@ export interface Store {
   readonly dataKeys: DataKeyRepository;
   readonly oauthStates: OAuthStateRepository;
   readonly credentials: CredentialRepository;
+  readonly rootKeys: RootKeyRepository;
   readonly disconnectFailures: DisconnectFailureRepository;
   /** Create indexes; safe to call on every start-up. */
   ensureIndexes(): Promise<void>;

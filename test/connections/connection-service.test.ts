@@ -1,6 +1,7 @@
 import { credentials, Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createConnectionService } from "../../src/connections/connection-service.js";
+import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { readErrorDetails } from "../../src/errors/grpc-status.js";
 import {
   ConnectionServiceClient,
@@ -26,6 +27,7 @@ describe("ConnectionService (gRPC)", () => {
   let broker: Broker;
   let server: Server;
   let client: ConnectionServiceClient;
+  const checks: string[] = [];
 
   beforeAll(async () => {
     const store = openMemoryStore();
@@ -42,7 +44,12 @@ describe("ConnectionService (gRPC)", () => {
       clients: { github: { clientId: github.clientId, clientSecret: github.clientSecret } },
     });
     server = new Server();
-    server.addService(ConnectionServiceService, createConnectionService(broker.oauth));
+    // Operator authentication is the broker's (see test/broker); here a recording check that refuses tenant "evil".
+    const requireOperator = async (_ctx: unknown, tenant: string, operation: string) => {
+      checks.push(`${tenant}:${operation}`);
+      if (tenant === "evil") throw new CapvaultError("OPERATOR_REQUIRED");
+    };
+    server.addService(ConnectionServiceService, createConnectionService(broker.oauth, requireOperator));
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -90,5 +97,14 @@ describe("ConnectionService (gRPC)", () => {
     expect(readErrorDetails(unknown as ServiceError)).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "PROVIDER_UNKNOWN" });
     const missing = await rpc.beginConnect({ tenant: "", user: "u", provider: "github", scopes: [] }).catch((e: ServiceError) => e);
     expect(readErrorDetails(missing as ServiceError).reason).toBe("INVALID_REQUEST");
+  });
+
+  it("asks for an operator of the request's tenant before every RPC", async () => {
+    checks.length = 0;
+    await rpc.listConnections({ tenant: "acme", user: "" });
+    expect(checks).toEqual(["acme:connections-read"]);
+    const refused = await rpc.beginConnect({ tenant: "evil", user: "u", provider: "github", scopes: [] }).catch((e: ServiceError) => e);
+    expect(readErrorDetails(refused as ServiceError)).toMatchObject({ code: status.PERMISSION_DENIED, reason: "OPERATOR_REQUIRED" });
+    expect(checks).toEqual(["acme:connections-read", "evil:connect"]);
   });
 });

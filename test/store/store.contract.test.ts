@@ -85,8 +85,10 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
       expect((await store.connections.get("acme", "c1"))?.user).toBe("u1");
     });
 
-    it("scopes reads, updates and deletes to the tenant", async () => {
+    it("scopes reads, updates and deletes to the tenant, while findById finds any tenant's", async () => {
       await store.connections.insert(connection("c1"));
+      expect((await store.connections.findById("c1"))?.tenant).toBe("acme");
+      expect(await store.connections.findById("c9")).toBeUndefined();
       expect(await store.connections.get("other", "c1")).toBeUndefined();
       expect(await store.connections.update("other", "c1", { status: "needs_reauth" })).toBeUndefined();
       expect(await store.connections.delete("other", "c1")).toBe(false);
@@ -186,5 +188,27 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
       expect(await store.leases.deleteExpired(at(50))).toBe(1);
       expect(await store.leases.get("b")).toEqual({ key: "b", holder: "p1", acquiredAt: t0, expiresAt: at(100) });
     });
+  });
+});
+
+describe.each(STORE_BACKENDS)("root keys contract: $name", (backend) => {
+  let sut: StoreUnderTest;
+  afterEach(async () => sut?.dispose());
+  const sealed = { v: 1 as const, dek: "d1", iv: "aXY=", ct: "Y3Q=", tag: "dGFn" };
+
+  it("inserts each id once, lists in id order, and retires", async () => {
+    sut = await backend.open();
+    const keys = sut.store.rootKeys;
+    const results = await Promise.all(
+      [1, 1, 1].map((id, i) => keys.insert({ id, algorithm: "ed25519", publicKeyHex: `pk${i}`, sealedPrivateKey: sealed, createdAt: t0 })),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    await keys.insert({ id: 3, algorithm: "ed25519", publicKeyHex: "pk3", sealedPrivateKey: sealed, createdAt: at(3) });
+    await keys.insert({ id: 2, algorithm: "ed25519", publicKeyHex: "pk2", sealedPrivateKey: sealed, createdAt: at(2) });
+    expect((await keys.list()).map((k) => k.id)).toEqual([1, 2, 3]);
+    expect(await keys.retire(2, at(9))).toBe(true);
+    expect(await keys.retire(42, at(9))).toBe(false);
+    const two = (await keys.list()).find((k) => k.id === 2)!;
+    expect(two).toEqual({ id: 2, algorithm: "ed25519", publicKeyHex: "pk2", sealedPrivateKey: sealed, createdAt: at(2), retiredAt: at(9) });
   });
 });

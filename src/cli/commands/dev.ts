@@ -16,16 +16,23 @@ ${CONFIG_HELP}`,
       process.stdout.write(this.help);
       return EXIT.ok;
     }
-    return runBroker(argv, "dev", (address) => {
+    return runBroker(argv, "dev", (broker) => {
+      const address = broker.grpcAddress;
       process.stdout.write(
         [
           "",
           `capvault dev broker is running on ${address} (gRPC, plaintext, loopback only).`,
+          `OAuth callbacks are served at ${broker.httpUrl}/oauth/callback.`,
           "Storage is in memory and the key-encryption key was generated for this run: nothing survives a restart.",
+          "",
+          "A dev operator capability (tenant \"dev\", 24 h) — treat it like a password:",
+          `  export CAPVAULT_TOKEN=${broker.devOperatorToken}`,
           "",
           "Next:",
           `  check it:        npx capvault health --grpc-addr ${address}`,
+          `  mint an agent:   npx capvault token mint --tenant dev --subject agent-1 --grant <connection>:GET:/ --ttl 1h`,
           `  list services:   grpcurl -plaintext ${address} list`,
+          "  see it work:     npm run demo",
           "  stop it:         Ctrl-C",
           "",
         ].join("\n"),

@@ -9,6 +9,7 @@ import type {
 import type { Store } from "../store.js";
 import { MemoryDataKeys } from "./memory-data-keys.js";
 import { MemoryCredentials } from "./memory-credentials.js";
+import { MemoryRootKeys } from "./memory-root-keys.js";
 import { MemoryDisconnectFailures } from "./memory-disconnect-failures.js";
 import { MemoryOAuthStates } from "./memory-oauth-states.js";
 
@@ -41,6 +42,10 @@ class MemoryConnections implements ConnectionRepository {
   async get(tenant: string, id: string) {
     const c = this.rows.get(id);
     return c && c.tenant === tenant ? copy(c) : undefined;
+  }
+  async findById(id: string) {
+    const c = this.rows.get(id);
+    return c && copy(c);
   }
   async list(tenant: string, user?: string) {
     return [...this.rows.values()]
@@ -134,6 +139,7 @@ export function openMemoryStore(): Store {
     dataKeys: new MemoryDataKeys(),
     oauthStates: new MemoryOAuthStates(),
     credentials: new MemoryCredentials(),
+    rootKeys: new MemoryRootKeys(),
     disconnectFailures: new MemoryDisconnectFailures(),
     ensureIndexes: async () => {},
     ping: async () => {},

@@ -11,6 +11,7 @@ export const COLLECTIONS = {
   oauthStates: "oauth_states",
   oauthStateConsumptions: "oauth_state_consumptions",
   credentials: "credentials",
+  rootKeys: "root_keys",
   disconnectFailures: "disconnect_failures",
 } as const;
 

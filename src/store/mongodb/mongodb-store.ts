@@ -12,6 +12,7 @@ import type { Store } from "../store.js";
 import { COLLECTIONS, insertOnce } from "./collections.js";
 import { ensureDataKeyIndexes, MongoDataKeys } from "./mongodb-data-keys.js";
 import { MongoCredentials } from "./mongodb-credentials.js";
+import { MongoRootKeys } from "./mongodb-root-keys.js";
 import { MongoDisconnectFailures } from "./mongodb-disconnect-failures.js";
 import { MongoOAuthStates } from "./mongodb-oauth-states.js";
 
@@ -44,6 +45,9 @@ class MongoConnections implements ConnectionRepository {
   }
   async get(tenant: string, id: string) {
     return fromDoc<ConnectionRecord>(await this.c.findOne({ _id: id, tenant }), "id");
+  }
+  async findById(id: string) {
+    return fromDoc<ConnectionRecord>(await this.c.findOne({ _id: id }), "id");
   }
   async list(tenant: string, user?: string) {
     const filter = user === undefined ? { tenant } : { tenant, user };
@@ -148,6 +152,7 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys)),
     oauthStates: new MongoOAuthStates(db),
     credentials: new MongoCredentials(db),
+    rootKeys: new MongoRootKeys(db.collection(COLLECTIONS.rootKeys)),
     disconnectFailures: new MongoDisconnectFailures(db),
     async ensureIndexes() {
       await db.collection(COLLECTIONS.connections).createIndex({ tenant: 1, user: 1, createdAt: 1 });

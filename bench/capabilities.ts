@@ -1,0 +1,139 @@
+/**
+ * Capability benchmark (not a test): latency of mint, attenuate, first-seen and cached authorization of 1-, 3- and
+ * 8-block tokens through the worker pool, then RSS after 10k authorizations vs after N (default 25k; `--full` for
+ * 100k), to check that recycling workers keeps memory flat (biscuit-wasm leaks a few KB per operation).
+ *
+ *   node --import tsx bench/capabilities.ts [--full] [--workers N]
+ *
+ * Latencies are measured on the main thread, one request at a time, so they include the postMessage round trip.
+ */
+import { availableParallelism, loadavg } from "node:os";
+import { Capabilities } from "../src/capabilities/capabilities.js";
+import { generateRootKey, toPublicKey } from "../src/capabilities/root-keys.js";
+import type { AccessRequest } from "../src/capabilities/vocabulary.js";
+
+const args = process.argv.slice(2);
+const FULL = args.includes("--full");
+const WORKERS = Number(args[args.indexOf("--workers") + 1]) || Math.min(2, availableParallelism());
+const RSS_TOTAL = FULL ? 100_000 : 25_000;
+const RSS_FIRST = 10_000;
+
+const rootKey = generateRootKey(1);
+const publicKeys = [toPublicKey(rootKey)];
+const caps = new Capabilities({ workers: WORKERS });
+const request: AccessRequest = {
+  tenant: "acme",
+  connection: "conn-github-1",
+  provider: "github",
+  host: "api.github.com",
+  method: "GET",
+  path: "/repos/acme/widgets/issues/42",
+  query: [{ name: "state", value: "open" }],
+};
+
+function stats(samples: number[]): { median: number; p99: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { median: at(0.5), p99: at(0.99) };
+}
+
+async function time<T>(samples: number[], f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const out = await f();
+  samples.push(performance.now() - t0);
+  return out;
+}
+
+function row(name: string, n: number, samples: number[]): void {
+  const { median, p99 } = stats(samples);
+  console.log(`${name.padEnd(34)} n=${String(n).padStart(5)}  median ${median.toFixed(3).padStart(7)} ms  p99 ${p99.toFixed(3).padStart(7)} ms`);
+}
+
+async function mintToken(): Promise<string> {
+  return (
+    await caps.mint({
+      rootKey,
+      tenant: "acme",
+      subject: "agent-7",
+      grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
+      ttlSeconds: 3600,
+    })
+  ).token;
+}
+
+/** A token with `blocks` blocks: the authority block plus (blocks - 1) restrictions that all allow the request. */
+async function tokenWithBlocks(blocks: number): Promise<string> {
+  let t = await mintToken();
+  const restrictions = [
+    { pathPrefix: "/repos/acme/widgets/" },
+    { ttlSeconds: 1800 },
+    { methods: ["GET", "HEAD"] },
+    { connections: ["conn-github-1"] },
+    { query: [{ name: "state", values: ["open", "closed"] }] },
+    { checks: ['check if host("api.github.com")'] },
+    { pathPrefix: "/repos/acme/widgets/issues/" },
+  ];
+  for (let i = 0; i < blocks - 1; i++) t = (await caps.attenuate(t, restrictions[i % restrictions.length], publicKeys)).token;
+  return t;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  await caps.ready();
+  console.log(
+    `capvault capability bench: ${WORKERS} workers, node ${process.version}, ${availableParallelism()} cores, ` +
+      `load average ${loadavg()[0].toFixed(2)} at start`,
+  );
+  // warm-up
+  for (let i = 0; i < 100; i++) await caps.authorize(await mintToken(), request, { publicKeys });
+
+  const mintSamples: number[] = [];
+  for (let i = 0; i < 300; i++) await time(mintSamples, mintToken);
+  row("mint", 300, mintSamples);
+
+  const base = await mintToken();
+  const attSamples: number[] = [];
+  for (let i = 0; i < 300; i++) await time(attSamples, () => caps.attenuate(base, { pathPrefix: "/repos/acme/widgets/" }, publicKeys));
+  row("attenuate (append 1 block)", 300, attSamples);
+
+  for (const blocks of [1, 3, 8]) {
+    const fresh: string[] = [];
+    for (let i = 0; i < 150; i++) fresh.push(await tokenWithBlocks(blocks));
+    const first: number[] = [];
+    for (const t of fresh) {
+      const d = await time(first, () => caps.authorize(t, request, { publicKeys }));
+      if (!d.allowed) throw new Error(`bench token denied: ${d.reason}`);
+    }
+    row(`authorize ${blocks}-block, first seen`, fresh.length, first);
+    const cached: number[] = [];
+    for (let i = 0; i < 500; i++) await time(cached, () => caps.authorize(fresh[0], request, { publicKeys }));
+    row(`authorize ${blocks}-block, cached`, 500, cached);
+  }
+
+  // RSS: a mix of 1/3/8-block tokens, 600 distinct (a cache of 128 per worker: mostly first-seen), 8 in flight.
+  const distinct: string[] = [];
+  for (let i = 0; i < 600; i++) distinct.push(await tokenWithBlocks([1, 3, 3, 8][i % 4]));
+  let done = 0;
+  let rssFirst = 0;
+  const t0 = performance.now();
+  const lane = async () => {
+    while (done < RSS_TOTAL) {
+      const i = done++;
+      await caps.authorize(distinct[i % distinct.length], request, { publicKeys });
+      if (i + 1 === RSS_FIRST) rssFirst = process.memoryUsage().rss;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lane));
+  const seconds = (performance.now() - t0) / 1000;
+  const rssLast = process.memoryUsage().rss;
+  const s = caps.stats();
+  console.log(`throughput (8 in flight, mixed)  ${Math.round(RSS_TOTAL / seconds)} authorizations/s`);
+  console.log(`RSS after ${RSS_FIRST / 1000}k authorizations        ${(rssFirst / 2 ** 20).toFixed(1)} MiB`);
+  console.log(`RSS after ${RSS_TOTAL / 1000}k authorizations       ${(rssLast / 2 ** 20).toFixed(1)} MiB`);
+  console.log(`RSS ratio                         ${(rssLast / rssFirst).toFixed(3)} (target within 1.20)`);
+  console.log(`workers started ${s.started}, replaced ${s.replaced}, crashed ${s.crashed}; wasm memory now ${s.memoryBytes.map((b) => `${(b / 2 ** 20).toFixed(1)} MiB`).join(", ")}`);
+  console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s, load average ${loadavg()[0].toFixed(2)} at end`);
+  await caps.close();
+}
+
+await main();

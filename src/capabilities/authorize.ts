@@ -1,0 +1,100 @@
+import { CapvaultError } from "../errors/capvault-error.js";
+import type { Reason } from "../errors/reasons.js";
+import { authorizerLayout, denialsOf, isAllowed, primaryReason, type Denial } from "./denials.js";
+import type { CapabilityLimits } from "./limits.js";
+import type { PolicySet } from "./policies.js";
+import type { RevocationSet } from "./revocation-set.js";
+import type { RootPublicKey } from "./root-keys.js";
+import { prepareToken } from "./token-input.js";
+import { compileRequest, type AccessRequest } from "./vocabulary.js";
+import type { WorkerPool } from "./worker-pool.js";
+
+/** Options of one authorization. */
+export interface AuthorizeOptions {
+  /** Root public keys by id (retired keys are refused). */
+  publicKeys: readonly RootPublicKey[];
+  /** Organisation policies (loaded and validated); applied to grant operations ("proxy", "authorize"). */
+  policies?: PolicySet;
+  /** The time to authorize at (default: now). */
+  now?: Date;
+  /** When given, a token with any revoked block fails with CAPABILITY_REVOKED. */
+  revocations?: RevocationSet;
+}
+
+/** The decision (proto capvault.v1.AuthorizeResponse, plus the token's identity and revocation ids). */
+export interface AuthorizeOutput {
+  allowed: boolean;
+  /** The main reason when refused. */
+  reason?: Reason;
+  denials: Denial[];
+  /** Every block's revocation id: check them against the revocation set if none was given. */
+  revocationIds: string[];
+  tenant: string;
+  subject: string;
+  operator: boolean;
+  operation: string;
+  canonicalMethod: string;
+  canonicalPath: string;
+}
+
+/**
+ * Authorize a request with a token. Token-level failures throw a CapvaultError (CAPABILITY_MISSING, _MALFORMED,
+ * _TOO_LARGE, _TOO_DEEP, _SIGNATURE_INVALID, _UNKNOWN_ROOT_KEY, _REVOKED; PATH_INVALID and friends for a bad request);
+ * a refusal is returned as `allowed: false` with every denial named (use {@link assertAllowed} to throw instead).
+ */
+export async function authorize(
+  pool: WorkerPool,
+  limits: CapabilityLimits,
+  token: string,
+  request: AccessRequest,
+  options: AuthorizeOptions,
+): Promise<AuthorizeOutput> {
+  const prepared = prepareToken(token, options.publicKeys, limits);
+  const compiled = compileRequest(request, options.now ?? new Date(), limits);
+  // Organisation policies describe what agents may do with connections: they apply to grant operations (proxy and
+  // its dry run). Operator operations are decided by the operator token alone.
+  const policies = compiled.allow === "grant" ? options.policies : undefined;
+  const result = await pool.run(
+    {
+      kind: "authorize",
+      token: prepared.bytes,
+      key: prepared.key,
+      maxBlocks: limits.maxBlocks,
+      ...(policies ? { policies: { id: policies.id, statements: policies.statements } } : {}),
+      request: compiled.snippet,
+      limits: limits.run,
+    },
+    prepared.affinity,
+  );
+  if (options.revocations?.isRevoked(result.revocationIds)) throw new CapvaultError("CAPABILITY_REVOKED");
+  const layout = authorizerLayout(policies?.statements ?? [], compiled.allow);
+  const allowed = isAllowed(result.outcome, layout);
+  const denials = allowed ? [] : denialsOf(result.outcome, layout);
+  const reason = primaryReason(denials);
+  return {
+    allowed,
+    ...(reason ? { reason } : {}),
+    denials,
+    revocationIds: result.revocationIds,
+    tenant: result.identity.tenant,
+    subject: result.identity.subject,
+    operator: result.identity.operator,
+    operation: compiled.operation,
+    canonicalMethod: compiled.method,
+    canonicalPath: compiled.path,
+  };
+}
+
+/** Throw the decision's main reason as a CapvaultError (metadata names the failing block/check/policy) unless allowed. */
+export function assertAllowed(decision: AuthorizeOutput): void {
+  if (decision.allowed) return;
+  const reason = decision.reason ?? "NO_MATCHING_GRANT";
+  const first = decision.denials.find((d) => d.reason === reason) ?? decision.denials[0];
+  const metadata: Record<string, string> = {};
+  if (first) {
+    if (first.blockIndex >= 0) metadata.block = String(first.blockIndex);
+    if (first.checkIndex >= 0) metadata.check = String(first.checkIndex);
+    if (first.policy) metadata.policy = first.policy;
+  }
+  throw new CapvaultError(reason, undefined, { metadata });
+}

@@ -1,0 +1,187 @@
+import type { AuditLog } from "../audit/audit-log.js";
+import { CapvaultError } from "../errors/capvault-error.js";
+import type {
+  AttenuateRequest,
+  AttenuateResponse,
+  AuthorizeRequest,
+  AuthorizeResponse,
+  CapabilityServiceServer,
+  Fact,
+  InspectRequest,
+  InspectResponse,
+  ListPublicKeysRequest,
+  ListPublicKeysResponse,
+  MintRequest,
+  MintResponse,
+  Restriction as RestrictionMessage,
+  RevokeRequest,
+  RevokeResponse,
+  Term,
+} from "../gen/capvault/v1/capability.js";
+import { accessRequestOf, canonicalize, type ProxyDependencies } from "../proxy/proxy-pipeline.js";
+import type { Store } from "../store/store.js";
+import { unary } from "../server/rpc-handlers.js";
+import type { CapabilityAuthority } from "./capability-authority.js";
+import { printTerm } from "./datalog-printer.js";
+import type { Predicate, TermValue } from "./token-format.js";
+import type { Restriction } from "./vocabulary.js";
+
+export interface CapabilityServiceDependencies {
+  authority: CapabilityAuthority;
+  store: Store;
+  audit: AuditLog;
+  /** For Authorize's dry run: the same canonicalization and routing as Proxy. */
+  proxy: Pick<ProxyDependencies, "connections" | "canonicalLimits">;
+}
+
+/** CapabilityService: thin adapters over the capability runtime. Mint and Revoke need an operator capability. */
+export function createCapabilityService(deps: CapabilityServiceDependencies): CapabilityServiceServer {
+  const { authority } = deps;
+  return {
+    mint: unary<MintRequest, MintResponse>("Mint", async (req, ctx) => {
+      const op = await authority.requireOperator(ctx, req.tenant, "mint");
+      const out = await authority.caps.mint({
+        rootKey: authority.keys.signingKey(),
+        tenant: req.tenant,
+        subject: req.subject,
+        grants: req.grants.map((g) => ({ connection: g.connection, method: g.method, pathPrefix: g.pathPrefix })),
+        ...(req.ttl ? { ttl: { seconds: req.ttl.seconds, nanos: req.ttl.nanos } } : {}),
+        operator: req.operator,
+      });
+      await deps.audit.recordAndWait({
+        tenant: req.tenant,
+        action: "mint",
+        subject: op.subject,
+        delegationChain: op.revocationIds,
+        decision: "ok",
+        detail: `minted for ${req.subject}${req.operator ? " (operator)" : ""}: ${req.grants.length} grant(s), authority ${out.revocationIds[0]}`,
+      });
+      return { token: out.token, expiresAt: out.expiresAt, revocationIds: out.revocationIds, rootKeyId: out.rootKeyId };
+    }),
+
+    attenuate: unary<AttenuateRequest, AttenuateResponse>("Attenuate", async (req) => {
+      const token = req.token;
+      const before = await authority.caps.inspect(token, authority.keys.keys(), authority.revocations.set);
+      if (before.revoked) throw new CapvaultError("CAPABILITY_REVOKED");
+      const out = await authority.caps.attenuate(token, restrictionOf(req.restriction), authority.keys.keys());
+      deps.audit.record({
+        tenant: before.tenant,
+        action: "attenuate",
+        subject: before.subject,
+        delegationChain: out.revocationIds,
+        decision: "ok",
+        detail: `block ${out.revocationIds.length - 1} appended`,
+      });
+      return { token: out.token, revocationIds: out.revocationIds };
+    }),
+
+    inspect: unary<InspectRequest, InspectResponse>("Inspect", async (req) => {
+      const out = await authority.caps.inspect(req.token, authority.keys.keys(), authority.revocations.set);
+      return {
+        blocks: out.blocks.map((b) => ({
+          index: b.index,
+          revocationId: b.revocationId,
+          facts: b.facts.map(toFact),
+          checks: b.checks,
+          expiresAt: b.expiresAt,
+        })),
+        rootKeyId: out.rootKeyId,
+        expiresAt: out.expiresAt,
+        revocationIds: out.revocationIds,
+        tenant: out.tenant,
+        subject: out.subject,
+        revoked: out.revoked,
+      };
+    }),
+
+    authorize: unary<AuthorizeRequest, AuthorizeResponse>("Authorize", async (req, ctx) => {
+      const token = req.token || ctx.bearerToken();
+      if (!token) throw new CapvaultError("CAPABILITY_MISSING");
+      const request = canonicalize(deps.proxy as ProxyDependencies, req.request);
+      const route = await deps.proxy.connections.route(request.connection);
+      const decision = await authority.decide(token, accessRequestOf(request, route));
+      deps.audit.record({
+        tenant: route.tenant,
+        action: "authorize",
+        subject: decision.subject,
+        delegationChain: decision.revocationIds,
+        connection: route.id,
+        provider: route.provider,
+        method: decision.canonicalMethod,
+        path: decision.canonicalPath,
+        decision: decision.allowed ? "allow" : "deny",
+        reason: decision.reason ?? "",
+        detail: decision.denials.map((d) => d.policy || `block ${d.blockIndex} check ${d.checkIndex}`).join("; "),
+      });
+      return {
+        allowed: decision.allowed,
+        denials: decision.denials.map((d) => ({ ...d })),
+        canonicalMethod: decision.canonicalMethod,
+        canonicalPath: decision.canonicalPath,
+      };
+    }),
+
+    revoke: unary<RevokeRequest, RevokeResponse>("Revoke", async (req, ctx) => {
+      const token = ctx.bearerToken();
+      if (!token) throw new CapvaultError("CAPABILITY_MISSING");
+      // The operator acts in its own tenant; revocation ids are global, so the tenant is the operator's.
+      const identity = await authority.caps.inspect(token, authority.keys.keys(), authority.revocations.set);
+      const op = await authority.requireOperator(ctx, identity.tenant, "revoke");
+      const ids = req.revocationIds.map((id) => id.toLowerCase());
+      if (!ids.length || ids.some((id) => !/^[0-9a-f]{16,256}$/.test(id))) {
+        throw new CapvaultError("INVALID_REQUEST", "revocation_ids must be hex revocation ids");
+      }
+      let revoked = 0;
+      for (const id of ids) {
+        if (await deps.store.revocations.insert({ id, tenant: op.tenant, reason: req.reason.slice(0, 500), revokedAt: new Date() })) revoked++;
+      }
+      authority.revocations.add(ids);
+      await deps.audit.recordAndWait({
+        tenant: op.tenant,
+        action: "revoke",
+        subject: op.subject,
+        delegationChain: op.revocationIds,
+        decision: "ok",
+        detail: `revoked ${ids.join(",")}${req.reason ? `: ${req.reason.slice(0, 200)}` : ""}`,
+      });
+      return { revoked };
+    }),
+
+    listPublicKeys: unary<ListPublicKeysRequest, ListPublicKeysResponse>("ListPublicKeys", async () => ({
+      keys: authority.keys.keys().map((k) => ({
+        keyId: k.id,
+        algorithm: k.algorithm ?? "ed25519",
+        publicKey: k.publicKeyHex,
+        retired: k.retired === true,
+      })),
+    })),
+  };
+}
+
+/** The proto Restriction with its empty strings and lists meaning "not set". */
+export function restrictionOf(m: RestrictionMessage | undefined): Restriction {
+  if (!m) return {};
+  return {
+    ...(m.connections.length ? { connections: m.connections } : {}),
+    ...(m.methods.length ? { methods: m.methods } : {}),
+    ...(m.pathPrefix ? { pathPrefix: m.pathPrefix } : {}),
+    ...(m.ttl ? { ttl: { seconds: m.ttl.seconds, nanos: m.ttl.nanos } } : {}),
+    ...(m.expiresAt ? { expiresAt: m.expiresAt } : {}),
+    ...(m.query.length ? { query: m.query } : {}),
+    ...(m.body.length ? { body: m.body } : {}),
+    ...(m.checks.length ? { checks: m.checks } : {}),
+  };
+}
+
+function toFact(p: Predicate): Fact {
+  return { name: p.name, terms: p.terms.map(toTerm) };
+}
+
+function toTerm(t: TermValue): Term {
+  if ("string" in t) return { string: t.string };
+  if ("integer" in t) return typeof t.integer === "bigint" && (t.integer > BigInt(Number.MAX_SAFE_INTEGER) || t.integer < -BigInt(Number.MAX_SAFE_INTEGER)) ? { string: t.integer.toString() } : { integer: Number(t.integer) };
+  if ("boolean" in t) return { boolean: t.boolean };
+  if ("date" in t) return { date: t.date };
+  if ("bytes" in t) return { bytes: Buffer.from(t.bytes) };
+  return { string: printTerm(t) };
+}

@@ -1,0 +1,93 @@
+import type { AuditLog } from "../audit/audit-log.js";
+import type { AuthorizeOutput } from "../capabilities/authorize.js";
+import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
+import type { AccessRequest } from "../capabilities/vocabulary.js";
+import { CapvaultError } from "../errors/capvault-error.js";
+import type { HttpRequest } from "../gen/capvault/v1/common.js";
+import type { AccessTokenCache } from "../oauth/access-token-cache.js";
+import { buildUpstreamUrl } from "./build-upstream-url.js";
+import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
+import type { ConnectionDirectory, ConnectionRoute } from "./connection-directory.js";
+import type { UpstreamDispatchers } from "./fenced-dispatcher.js";
+import type { UpstreamLimits } from "./upstream-call.js";
+
+/** What the Proxy steps need. */
+export interface ProxyDependencies {
+  authority: CapabilityAuthority;
+  connections: ConnectionDirectory;
+  tokens: AccessTokenCache;
+  dispatchers: UpstreamDispatchers;
+  audit: AuditLog;
+  canonicalLimits?: Partial<CanonicalLimits>;
+  upstreamLimits?: Partial<UpstreamLimits>;
+}
+
+/** A request that has been canonicalized, routed and authorized: the upstream call is built from exactly this. */
+export interface AuthorizedRequest {
+  request: CanonicalRequest;
+  route: ConnectionRoute;
+  decision: AuthorizeOutput;
+}
+
+/** Step: the request in canonical form (the same values are authorized and sent). */
+export function canonicalize(deps: ProxyDependencies, request: HttpRequest | undefined): CanonicalRequest {
+  if (!request) throw new CapvaultError("INVALID_REQUEST", "request is required");
+  return canonicalizeRequest(request, deps.canonicalLimits);
+}
+
+/** The ambient facts of one request, exactly one of each. */
+export function accessRequestOf(request: CanonicalRequest, route: ConnectionRoute, operation = "proxy"): AccessRequest {
+  const host = buildUpstreamUrl(route.target, { path: request.path, queryString: request.queryString }).hostname;
+  return {
+    operation,
+    tenant: route.tenant,
+    connection: route.id,
+    provider: route.provider,
+    host,
+    method: request.method,
+    path: request.path,
+    query: request.query.map((q) => ({ name: q.name, value: q.value })),
+    body: Object.fromEntries(request.bodyFields),
+  };
+}
+
+/** Step: does the capability allow this request? Throws the refusal's reason, naming the failing check or policy. */
+export async function authorizeRequest(
+  deps: ProxyDependencies,
+  token: string,
+  request: CanonicalRequest,
+  route: ConnectionRoute,
+): Promise<AuthorizeOutput> {
+  return deps.authority.require(token, accessRequestOf(request, route));
+}
+
+/** What one Proxy call leaves in the audit trail. */
+export interface ProxyAuditFacts {
+  route?: ConnectionRoute;
+  request?: CanonicalRequest;
+  decision?: AuthorizeOutput;
+  upstreamStatus?: number;
+  error?: unknown;
+  startedAt: number;
+}
+
+/** Step: record the call (who, what, decision, failing check or policy, upstream status, latency). Never a secret. */
+export function auditProxyCall(deps: ProxyDependencies, facts: ProxyAuditFacts): void {
+  const err = facts.error === undefined ? undefined : CapvaultError.from(facts.error);
+  const denied = err !== undefined && (err.code === 7 /* PERMISSION_DENIED */ || err.code === 16 /* UNAUTHENTICATED */);
+  deps.audit.record({
+    tenant: facts.route?.tenant ?? facts.decision?.tenant ?? "_unrouted",
+    action: "proxy",
+    subject: facts.decision?.subject ?? "",
+    delegationChain: facts.decision?.revocationIds ?? [],
+    connection: facts.route?.id ?? facts.request?.connection ?? "",
+    provider: facts.route?.provider ?? "",
+    method: facts.request?.method ?? "",
+    path: facts.request?.path ?? "",
+    decision: err === undefined ? "allow" : denied ? "deny" : facts.decision?.allowed ? "allow" : "error",
+    reason: err?.reason ?? "",
+    detail: err ? Object.entries(err.metadata).map(([k, v]) => `${k}=${v}`).join(" ") : "",
+    upstreamStatus: facts.upstreamStatus ?? 0,
+    latencyMs: performance.now() - facts.startedAt,
+  });
+}
