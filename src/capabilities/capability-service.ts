@@ -111,7 +111,7 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
         path: decision.canonicalPath,
         decision: decision.allowed ? "allow" : "deny",
         reason: decision.reason ?? "",
-        detail: decision.denials.map((d) => d.policy || `block ${d.blockIndex} check ${d.checkIndex}`).join("; "),
+        detail: decision.denials.map((d) => (d.blockIndex >= 0 ? `block ${d.blockIndex} check ${d.checkIndex}` : d.policy || d.rule)).join("; "),
       });
       return {
         allowed: decision.allowed,

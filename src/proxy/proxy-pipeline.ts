@@ -1,5 +1,6 @@
+import { status } from "@grpc/grpc-js";
 import type { AuditLog } from "../audit/audit-log.js";
-import type { AuthorizeOutput } from "../capabilities/authorize.js";
+import { assertAllowed, type AuthorizeOutput } from "../capabilities/authorize.js";
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
@@ -51,14 +52,14 @@ export function accessRequestOf(request: CanonicalRequest, route: ConnectionRout
   };
 }
 
-/** Step: does the capability allow this request? Throws the refusal's reason, naming the failing check or policy. */
-export async function authorizeRequest(
-  deps: ProxyDependencies,
-  token: string,
-  request: CanonicalRequest,
-  route: ConnectionRoute,
-): Promise<AuthorizeOutput> {
-  return deps.authority.require(token, accessRequestOf(request, route));
+/**
+ * Step: does the capability allow this request? The decision is kept in `facts` (so a refusal is audited with who
+ * was refused and their delegation chain), then a refusal throws its reason, naming the failing check or policy.
+ */
+export async function authorizeRequest(deps: ProxyDependencies, token: string, facts: ProxyAuditFacts): Promise<AuthorizeOutput> {
+  facts.decision = await deps.authority.decide(token, accessRequestOf(facts.request!, facts.route!));
+  assertAllowed(facts.decision);
+  return facts.decision;
 }
 
 /** What one Proxy call leaves in the audit trail. */
@@ -74,7 +75,7 @@ export interface ProxyAuditFacts {
 /** Step: record the call (who, what, decision, failing check or policy, upstream status, latency). Never a secret. */
 export function auditProxyCall(deps: ProxyDependencies, facts: ProxyAuditFacts): void {
   const err = facts.error === undefined ? undefined : CapvaultError.from(facts.error);
-  const denied = err !== undefined && (err.code === 7 /* PERMISSION_DENIED */ || err.code === 16 /* UNAUTHENTICATED */);
+  const denied = err !== undefined && (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED);
   deps.audit.record({
     tenant: facts.route?.tenant ?? facts.decision?.tenant ?? "_unrouted",
     action: "proxy",

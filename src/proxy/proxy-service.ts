@@ -39,7 +39,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
         const token = bearerCapability(ctx);
         facts.request = canonicalize(deps, message.request);
         facts.route = await deps.connections.route(facts.request.connection);
-        facts.decision = await authorizeRequest(deps, token, facts.request, facts.route);
+        facts.decision = await authorizeRequest(deps, token, facts);
         const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
         const response = await forwardWithRefresh({
           target: facts.route.target,
@@ -105,7 +105,7 @@ async function proxyStream(
     const token = bearerCapability(ctx);
     facts.request = canonicalize(deps, { ...first.value.head, body: Buffer.alloc(0) });
     facts.route = await deps.connections.route(facts.request.connection);
-    facts.decision = await authorizeRequest(deps, token, facts.request, facts.route);
+    facts.decision = await authorizeRequest(deps, token, facts);
     const accessToken = (await deps.tokens.get(facts.route.tenant, facts.route.id, epochDeadline(ctx))).accessToken;
     const response = await callUpstreamStreaming({
       target: facts.route.target,
