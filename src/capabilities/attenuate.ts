@@ -2,7 +2,8 @@ import { CapvaultError } from "../errors/capvault-error.js";
 import type { CapabilityLimits } from "./limits.js";
 import type { RootPublicKey } from "./root-keys.js";
 import { encodeToken, prepareToken } from "./token-input.js";
-import { compileRestriction, type Restriction } from "./vocabulary.js";
+import { compileRestriction } from "./restriction-block.js";
+import type { Restriction } from "./vocabulary.js";
 import type { WorkerPool } from "./worker-pool.js";
 
 /** An attenuated token (proto capvault.v1.AttenuateResponse). */

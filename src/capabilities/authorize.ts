@@ -6,7 +6,8 @@ import type { PolicySet } from "./policies.js";
 import type { RevocationSet } from "./revocation-set.js";
 import type { RootPublicKey } from "./root-keys.js";
 import { prepareToken } from "./token-input.js";
-import { compileRequest, type AccessRequest } from "./vocabulary.js";
+import { compileRequest } from "./request-facts.js";
+import type { AccessRequest } from "./vocabulary.js";
 import type { WorkerPool } from "./worker-pool.js";
 
 /** Options of one authorization. */

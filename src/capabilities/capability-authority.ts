@@ -43,7 +43,9 @@ export class CapabilityAuthority {
     const token = bearerCapability(ctx);
     if (!tenant) throw new CapvaultError("INVALID_REQUEST", "tenant is required");
     const decision = await this.decide(token, { operation, tenant });
-    if (!decision.allowed && decision.reason === "NO_MATCHING_GRANT") {
+    // The operator allow policy's refusal is reported as OPERATOR_REQUIRED (denials.ts), never NO_MATCHING_GRANT:
+    // name the operation that needed it.
+    if (!decision.allowed && (decision.reason === "OPERATOR_REQUIRED" || decision.reason === "NO_MATCHING_GRANT")) {
       throw new CapvaultError("OPERATOR_REQUIRED", undefined, { metadata: { operation } });
     }
     assertAllowed(decision);

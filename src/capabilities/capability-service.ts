@@ -152,6 +152,7 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
         keyId: k.id,
         algorithm: k.algorithm ?? "ed25519",
         publicKey: k.publicKeyHex,
+        createdAt: authority.keys.createdAt(k.id),
         retired: k.retired === true,
       })),
     })),

@@ -16,6 +16,7 @@ export function rootKeyContext(id: number): SecretContext {
  */
 export class RootKeyRing {
   private publicKeys: RootPublicKey[] = [];
+  private created = new Map<number, Date>();
   private signing: SigningKey | undefined;
 
   private constructor(
@@ -43,6 +44,7 @@ export class RootKeyRing {
   async reload(): Promise<void> {
     const records = await this.store.rootKeys.list();
     this.publicKeys = records.map(toPublic);
+    this.created = new Map(records.map((r) => [r.id, r.createdAt]));
     const newest = selectSigningKey(this.publicKeys);
     if (this.signing?.id !== newest.id) {
       const record = records.find((r) => r.id === newest.id)!;
@@ -54,6 +56,11 @@ export class RootKeyRing {
   /** Every root public key, retired ones marked. */
   keys(): readonly RootPublicKey[] {
     return this.publicKeys;
+  }
+
+  /** When a key was created (ListPublicKeys reports it). */
+  createdAt(id: number): Date | undefined {
+    return this.created.get(id);
   }
 
   /** The key that signs new tokens. */

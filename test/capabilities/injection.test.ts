@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { compileRequest, compileRestriction, authoritySnippet } from "../../src/capabilities/vocabulary.js";
+import { compileRequest } from "../../src/capabilities/request-facts.js";
+import { compileRestriction } from "../../src/capabilities/restriction-block.js";
+import { authoritySnippet } from "../../src/capabilities/vocabulary.js";
 import { DEFAULT_LIMITS } from "../../src/capabilities/limits.js";
 import { expectReason, githubRequest, harness } from "./fixtures.js";
 

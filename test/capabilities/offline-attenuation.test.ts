@@ -89,6 +89,22 @@ describe("offline attenuation with the Biscuit library", () => {
     expect(d.denials[0]).toMatchObject({ reason: "CAPABILITY_CHECK_FAILED", blockIndex: 1 });
   });
 
+  it("a block that blows the run limits is refused with AUTHORIZATION_LIMIT, and the pool carries on", async () => {
+    const facts = Array.from({ length: 40 }, (_, i) => `n(${i});`).join(" ");
+    const heavy = appendOffline(token, `${facts} pair($x, $y) <- n($x), n($y); check if pair(1, 2);`, {});
+    const d = await authorize(heavy);
+    expect(d).toMatchObject({ allowed: false, reason: "AUTHORIZATION_LIMIT" });
+    expect(d.denials[0].rule).toMatch(/^run limit: /);
+    expect((await authorize(token)).allowed).toBe(true);
+  });
+
+  it("an expression error in a block denies the request", async () => {
+    const typed = appendOffline(token, "check if path($p), $p.starts_with({n});", { n: 1 });
+    const d = await authorize(typed);
+    expect(d).toMatchObject({ allowed: false, reason: "CAPABILITY_CHECK_FAILED" });
+    expect(d.denials[0].rule).toMatch(/^execution error: /);
+  });
+
   it("a `reject if` on an absent fact lets requests through, which is why capvault writes `check if`", async () => {
     const rejectStyle = appendOffline(token, "reject if method({m});", { m: "DELETE" });
     expect((await authorize(rejectStyle)).allowed).toBe(true);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/capabilities/limits.js";
-import { bodyFields, compileRequest, GRANT_POLICY, normaliseHost, normaliseMethod } from "../../src/capabilities/vocabulary.js";
+import { bodyFields, compileRequest } from "../../src/capabilities/request-facts.js";
+import { GRANT_POLICY, normaliseHost, normaliseMethod } from "../../src/capabilities/vocabulary.js";
 import { expectThrowsReason, githubRequest, harness } from "./fixtures.js";
 
 const h = harness();

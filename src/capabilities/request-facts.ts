@@ -1,0 +1,122 @@
+import { CapvaultError } from "../errors/capvault-error.js";
+import { assertCanonicalPath } from "./canonical-path.js";
+import { dateParam, stringParam, type DatalogParam, type DatalogSnippet } from "./datalog-values.js";
+import type { CapabilityLimits } from "./limits.js";
+import {
+  DEFAULT_DENY,
+  GRANT_OPERATIONS,
+  GRANT_POLICY,
+  identifier,
+  normaliseHost,
+  normaliseMethod,
+  OPERATOR_POLICY,
+  operationName,
+  TENANT_CHECK,
+  type AccessRequest,
+} from "./vocabulary.js";
+
+/*
+ * The authorizer's per-request code: ambient facts (exactly one of each; `query` and `body` may repeat), the tenant
+ * check, ONE allow policy and `deny if true`. Values are parameters.
+ */
+
+/** The ambient facts and policies of one authorization, with the layout needed to explain a denial. */
+export interface CompiledRequest {
+  snippet: DatalogSnippet;
+  /** Which allow policy was used. */
+  allow: "grant" | "operator";
+  operation: string;
+  tenant: string;
+  method: string;
+  path: string;
+}
+
+/**
+ * Compile a request into ambient facts (exactly one of each; `query` and `body` may repeat), the tenant check, ONE
+ * allow policy and `deny if true`.
+ */
+export function compileRequest(req: AccessRequest, now: Date, limits: CapabilityLimits): CompiledRequest {
+  if (!req || typeof req !== "object") throw new CapvaultError("INVALID_REQUEST", "request must be an object");
+  const operation = operationName(req.operation);
+  const tenant = identifier(req.tenant, "tenant", limits);
+  const params: Record<string, DatalogParam> = { now: dateParam(now, "now"), operation, tenant };
+  const lines = ["time({now});", "operation({operation});", "tenant({tenant});"];
+  let method = "";
+  let path = "";
+  const allow = GRANT_OPERATIONS.has(operation) ? "grant" : "operator";
+
+  if (allow === "grant") {
+    method = normaliseMethod(req.method);
+    path = assertCanonicalPath(req.path);
+    stringParam(path, "path", { maxBytes: limits.maxValueBytes, reason: "PATH_INVALID" });
+    Object.assign(params, {
+      connection: identifier(req.connection, "connection", limits),
+      provider: identifier(req.provider, "provider", limits),
+      host: normaliseHost(req.host),
+      method,
+      path,
+    });
+    lines.push("connection({connection});", "provider({provider});", "host({host});", "method({method});", "path({path});");
+
+    const query = req.query ?? [];
+    if (!Array.isArray(query) || query.length > limits.maxQueryParams) {
+      throw new CapvaultError("INVALID_REQUEST", `at most ${limits.maxQueryParams} query parameters`);
+    }
+    query.forEach((q, i) => {
+      params[`q${i}n`] = stringParam(q?.name, "query name", { maxBytes: limits.maxIdentifierBytes, allowEmpty: true });
+      params[`q${i}v`] = stringParam(q?.value, "query value", { maxBytes: limits.maxValueBytes, allowEmpty: true });
+      lines.push(`query({q${i}n}, {q${i}v});`);
+    });
+
+    bodyFields(req.body, limits).forEach(([name, value], i) => {
+      params[`b${i}n`] = name;
+      params[`b${i}v`] = value;
+      lines.push(`body({b${i}n}, {b${i}v});`);
+    });
+  }
+  // Operator operations get no connection/method/path facts: block checks on them fail, which only restricts.
+
+  lines.push(`${TENANT_CHECK};`, `${allow === "grant" ? GRANT_POLICY : OPERATOR_POLICY};`, `${DEFAULT_DENY};`);
+  return { snippet: { code: lines.join("\n"), params }, allow, operation, tenant, method, path };
+}
+
+/**
+ * Top-level body fields as `[name, value]` pairs. Strings, booleans and safe integers keep their type; every other
+ * value (floats, big integers, null, objects, arrays) becomes its JSON text, so that each top-level field yields
+ * exactly one fact (a field cannot dodge a `reject if body(...)` by being an object where a string was expected).
+ * A body that is not a JSON object yields no facts (so `check if body(...)` and `check all body(...)` fail).
+ */
+export function bodyFields(body: AccessRequest["body"], limits: CapabilityLimits): Array<[string, DatalogParam]> {
+  if (body === undefined) return [];
+  let fields: Record<string, unknown>;
+  if (body instanceof Uint8Array) {
+    if (body.length === 0) return [];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+    } catch {
+      return [];
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return [];
+    fields = parsed as Record<string, unknown>;
+  } else if (body && typeof body === "object" && !Array.isArray(body)) {
+    fields = body;
+  } else {
+    throw new CapvaultError("INVALID_REQUEST", "body must be JSON bytes or an object");
+  }
+  const entries = Object.entries(fields);
+  if (entries.length > limits.maxBodyFields) {
+    throw new CapvaultError("INVALID_REQUEST", `at most ${limits.maxBodyFields} top-level body fields`);
+  }
+  return entries.map(([name, value]) => {
+    const key = stringParam(name, "body field name", { maxBytes: limits.maxIdentifierBytes, allowEmpty: true });
+    let v: DatalogParam;
+    if (typeof value === "string") v = value;
+    else if (typeof value === "boolean") v = value;
+    else if (typeof value === "number" && Number.isSafeInteger(value)) v = value;
+    else if (typeof value === "bigint") v = String(value);
+    else v = JSON.stringify(value) ?? "null";
+    if (typeof v === "string") v = stringParam(v, "body field value", { maxBytes: limits.maxValueBytes, allowEmpty: true });
+    return [key, v];
+  });
+}
