@@ -3,9 +3,11 @@ import { EXIT, type CliCommand } from "./cli-command.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
 import { keysCommand } from "./commands/keys.js";
+import { policyCommand } from "./commands/policy.js";
 import { serveCommand } from "./commands/serve.js";
+import { tokenCommand } from "./commands/token.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]

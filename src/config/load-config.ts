@@ -27,6 +27,7 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },
+  CAPVAULT_DEV_TENANT: { path: "devTenant", type: "string" },
 };
 
 /** Command-line flags and the config path each one sets. No secret can be given as a flag. */
