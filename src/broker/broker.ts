@@ -56,6 +56,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const keys = await RootKeyRing.open(store, vault);
   const revocations = new RevocationPoller(store.revocations, { onError: (err) => logger.warn({ err }, "revocation poll failed") });
   await revocations.start();
+  // Root keys added or retired by another broker (or `capvault` on the same database) are picked up within 30 s.
+  const keyReload = setInterval(() => keys.reload().catch((err) => logger.warn({ err }, "root key reload failed")), 30_000);
+  keyReload.unref();
   const policies = config.policiesDir ? await caps.loadPolicies(resolve(config.policiesDir)) : undefined;
   const authority = new CapabilityAuthority(caps, keys, revocations, policies);
 
@@ -131,6 +134,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
         await callback.close();
         await Promise.all([sweeper.stop(), purge.stop()]);
         revocations.stop();
+        clearInterval(keyReload);
         await audit.flush();
         await dispatchers.close();
         await caps.close();
