@@ -87,3 +87,4 @@ export function toAuditEvent(e: AuditRecord): AuditEvent {
     previousHash: e.previousHash,
   };
 }
+

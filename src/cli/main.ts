@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { EXIT, type CliCommand } from "./cli-command.js";
+import { auditCommand } from "./commands/audit.js";
+import { callCommand } from "./commands/call.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
 import { keysCommand } from "./commands/keys.js";
@@ -7,7 +9,7 @@ import { policyCommand } from "./commands/policy.js";
 import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, callCommand, auditCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]

@@ -1,12 +1,26 @@
-import { credentials, Metadata, type CallOptions, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
+import {
+  credentials,
+  Metadata,
+  type CallOptions,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import {
   CapabilityServiceClient,
   type AuthorizeResponse,
   type InspectResponse,
+  type ListPublicKeysResponse,
   type Restriction,
 } from "../gen/capvault/v1/capability.js";
 import type { HttpRequest } from "../gen/capvault/v1/common.js";
-import { ProxyServiceClient, type ProxyResponse } from "../gen/capvault/v1/proxy.js";
+import {
+  ProxyServiceClient,
+  type ProxyResponse,
+  type ProxyStreamRequest,
+  type ProxyStreamResponse,
+} from "../gen/capvault/v1/proxy.js";
+import type { RootPublicKeyInfo } from "./attenuate-offline.js";
 import { CapvaultClientError } from "./client-error.js";
 
 /** What an agent asks the broker to send upstream. The agent names a path, never a URL. */
@@ -32,6 +46,33 @@ export interface FetchResponse {
   json<T = unknown>(): T;
 }
 
+/** The head of a streamed call: like {@link FetchRequest} without a body (the body is streamed separately). */
+export interface StreamRequest extends Omit<FetchRequest, "body"> {
+  /** Aborting it cancels the call: the broker aborts the upstream request and closes its connection. */
+  signal?: AbortSignal;
+}
+
+/** A streamed request body: bytes or strings, in any chunking (the client re-chunks to {@link STREAM_CHUNK_BYTES}). */
+export type StreamBody = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> | Uint8Array | string;
+
+/** The upstream's answer to a streamed call: the head at once, the body as it arrives. */
+export interface StreamResponse {
+  status: number;
+  /** Allowlisted header values by lower-case name (repeated headers joined with ", "). */
+  headers: Record<string, string>;
+  /**
+   * The response body, chunk by chunk. Iterate it to the end, or break out of the loop (which cancels the call).
+   * A failure after the head (e.g. RESPONSE_TOO_LARGE, UPSTREAM_TIMEOUT) is thrown from the iteration as a
+   * CapvaultClientError. It can be iterated once.
+   */
+  body: AsyncIterable<Buffer>;
+  /** Cancel the call now (the upstream request is aborted). */
+  cancel(): void;
+}
+
+/** Largest body chunk the client puts in one ProxyStream message. */
+export const STREAM_CHUNK_BYTES = 64 * 1024;
+
 export interface ClientOptions {
   /** Default: plaintext, for a broker on loopback. */
   credentials?: ChannelCredentials;
@@ -41,12 +82,28 @@ export interface ClientOptions {
 export interface CapvaultClient {
   /** Call the connection's provider API through the broker's Proxy. */
   fetch(connection: string, request: FetchRequest): Promise<FetchResponse>;
+  /**
+   * Call the provider API with a streamed request and/or response body (ProxyStream). Resolves once the upstream's
+   * status and headers arrive; the upload is sent while the caller waits. Refusals (capability, fences, limits such
+   * as BODY_TOO_LARGE) reject with a CapvaultClientError, as fetch does.
+   *
+   * ```ts
+   * const res = await cv.stream(conn, { method: "PUT", path: "/upload", headers: { "content-type": "application/octet-stream" } }, fileChunks);
+   * for await (const chunk of res.body) process.stdout.write(chunk);
+   * ```
+   */
+  stream(connection: string, request: StreamRequest, body?: StreamBody): Promise<StreamResponse>;
   /** Would this request be allowed? A dry run that also says which check or policy would refuse it. */
   authorize(connection: string, request: FetchRequest): Promise<AuthorizeResponse>;
   /** Ask the broker to append a block of checks; returns the narrower token (this client keeps its own). */
   attenuate(restriction: Partial<Restriction>): Promise<string>;
   /** The token's blocks as structured data. */
   inspect(): Promise<InspectResponse>;
+  /**
+   * The broker's root public keys (ListPublicKeys: public, no capability needed). {@link attenuateOffline} verifies
+   * the token with them before appending a block; fetch them once and keep them.
+   */
+  publicKeys(): Promise<RootPublicKeyInfo[]>;
   /** A client for another token on the same channel (e.g. a sub-agent's narrower token). */
   withToken(token: string): CapvaultClient;
   close(): void;
@@ -86,6 +143,10 @@ function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, tok
       const res = await call<ProxyResponse>((cb) => proxy.proxy({ request: req }, metadata(), options(request.timeoutMs), cb));
       return toFetchResponse(res);
     },
+    stream(connection, request, body) {
+      const call = proxy.proxyStream(metadata(), options(request.timeoutMs));
+      return streamCall(call, toHttpRequest(connection, { ...request, body: undefined }), body, request.signal);
+    },
     authorize(connection, request) {
       const req = toHttpRequest(connection, request);
       return call<AuthorizeResponse>((cb) => caps.authorize({ token, request: req }, metadata(), options(request.timeoutMs), cb));
@@ -98,6 +159,10 @@ function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, tok
     },
     inspect() {
       return call<InspectResponse>((cb) => caps.inspect({ token }, metadata(), options(), cb));
+    },
+    async publicKeys() {
+      const res = await call<ListPublicKeysResponse>((cb) => caps.listPublicKeys({}, new Metadata(), options(), cb));
+      return res.keys.filter((k) => !k.retired).map((k) => ({ keyId: k.keyId, publicKey: k.publicKey }));
     },
     withToken(other) {
       return clientFor(proxy, caps, other);
@@ -124,12 +189,17 @@ export function toHttpRequest(connection: string, r: FetchRequest): HttpRequest 
   return { connection, method: (r.method ?? "GET").toUpperCase(), path: r.path, query, headers, body };
 }
 
-function toFetchResponse(res: ProxyResponse): FetchResponse {
+function headerRecord(list: readonly { name: string; value: string }[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const h of res.headers) {
+  for (const h of list) {
     const k = h.name.toLowerCase();
     headers[k] = headers[k] === undefined ? h.value : `${headers[k]}, ${h.value}`;
   }
+  return headers;
+}
+
+function toFetchResponse(res: ProxyResponse): FetchResponse {
+  const headers = headerRecord(res.headers);
   const body = Buffer.from(res.body);
   return {
     status: res.status,
@@ -138,4 +208,106 @@ function toFetchResponse(res: ProxyResponse): FetchResponse {
     text: () => body.toString("utf8"),
     json: <T>() => JSON.parse(body.toString("utf8")) as T,
   };
+}
+
+type ProxyStreamCall = ClientDuplexStream<ProxyStreamRequest, ProxyStreamResponse>;
+
+/**
+ * Drive one ProxyStream call: send the head, pump the body (respecting back-pressure, in chunks of at most
+ * STREAM_CHUNK_BYTES), and hand back the response head once it arrives with the rest of the body as an iterable.
+ */
+async function streamCall(call: ProxyStreamCall, head: ProxyStreamRequest["head"], body: StreamBody | undefined, signal?: AbortSignal): Promise<StreamResponse> {
+  let uploadError: unknown;
+  // An upload that failed on the caller's side (its body iterable threw) is reported as that error, not as the
+  // CANCELLED status the resulting cancellation produces.
+  const toClientError = (err: unknown) =>
+    uploadError !== undefined ? uploadError : err instanceof CapvaultClientError ? err : CapvaultClientError.fromServiceError(err as ServiceError);
+  let finished = false;
+  call.once("status", () => (finished = true));
+  call.on("error", () => {}); // surfaced through the iterator below
+  const cancel = () => {
+    if (!finished) call.cancel();
+  };
+  if (signal?.aborted) cancel();
+  signal?.addEventListener("abort", cancel, { once: true });
+
+  call.write({ head });
+  // The upload runs alongside the response: an upstream may answer (or the broker refuse) before it ends.
+  void pump(call, body, () => finished).catch((err: unknown) => {
+    uploadError = err;
+    cancel();
+  });
+
+  // destroyOnReturn: false, so that the end of the response stream does not destroy the call before its status
+  // arrives; an early exit cancels the call explicitly instead (see bodyChunks).
+  const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<ProxyStreamResponse>;
+  let first: IteratorResult<ProxyStreamResponse>;
+  try {
+    first = await messages.next();
+  } catch (err) {
+    signal?.removeEventListener("abort", cancel);
+    throw toClientError(err);
+  }
+  if (first.done || !first.value.head) {
+    cancel();
+    signal?.removeEventListener("abort", cancel);
+    throw new CapvaultClientError(13, "INTERNAL", "the broker's stream did not start with a response head", {});
+  }
+  const responseHead = first.value.head;
+
+  async function* bodyChunks(): AsyncGenerator<Buffer> {
+    let completed = false;
+    try {
+      for (;;) {
+        let next: IteratorResult<ProxyStreamResponse>;
+        try {
+          next = await messages.next();
+        } catch (err) {
+          throw toClientError(err);
+        }
+        if (next.done) {
+          completed = true;
+          return;
+        }
+        if (next.value.bodyChunk) yield Buffer.from(next.value.bodyChunk);
+      }
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      if (!completed) cancel();
+    }
+  }
+
+  return { status: responseHead.status, headers: headerRecord(responseHead.headers), body: bodyChunks(), cancel };
+}
+
+/** Send the request body, then half-close. Stops quietly once the call has finished (e.g. refused early). */
+async function pump(call: ProxyStreamCall, body: StreamBody | undefined, finished: () => boolean): Promise<void> {
+  for await (const chunk of bodyIterable(body)) {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (let offset = 0; offset < bytes.length; offset += STREAM_CHUNK_BYTES) {
+      if (finished()) return;
+      const piece = bytes.subarray(offset, offset + STREAM_CHUNK_BYTES);
+      if (!call.write({ bodyChunk: piece })) await drained(call, finished);
+    }
+  }
+  if (!finished()) call.end();
+}
+
+function bodyIterable(body: StreamBody | undefined): AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string> {
+  if (body === undefined) return [];
+  if (typeof body === "string" || body instanceof Uint8Array) return [body];
+  return body;
+}
+
+function drained(call: ProxyStreamCall, finished: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (finished()) return resolve();
+    const done = () => {
+      call.off("drain", done);
+      call.off("status", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("status", done);
+  });
 }

@@ -4,7 +4,7 @@ import { assertAllowed, type AuthorizeOutput } from "../capabilities/authorize.j
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import type { HttpRequest } from "../gen/capvault/v1/common.js";
+import type { Header, HttpRequest } from "../gen/capvault/v1/common.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { buildUpstreamUrl } from "./build-upstream-url.js";
 import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
@@ -62,6 +62,17 @@ export async function authorizeRequest(deps: ProxyDependencies, token: string, f
   return facts.decision;
 }
 
+/**
+ * Step: the response headers the agent gets. They were allowlisted when the response was read
+ * (response-header-allowlist.ts); on top of that, a header whose value contains a credential this call sent is
+ * dropped, so an upstream that echoes request headers back (into an allowlisted WWW-Authenticate, Link, Location…)
+ * cannot hand the agent the token (checklist item 10). Response bodies are the provider's and go back as sent.
+ */
+export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
+  const secrets = sent.filter((s) => s.length > 0);
+  return headers.filter((h) => !secrets.some((s) => h.value.includes(s)));
+}
+
 /** What one Proxy call leaves in the audit trail. */
 export interface ProxyAuditFacts {
   route?: ConnectionRoute;
@@ -87,8 +98,24 @@ export function auditProxyCall(deps: ProxyDependencies, facts: ProxyAuditFacts):
     path: facts.request?.path ?? "",
     decision: err === undefined ? "allow" : denied ? "deny" : facts.decision?.allowed ? "allow" : "error",
     reason: err?.reason ?? "",
-    detail: err ? Object.entries(err.metadata).map(([k, v]) => `${k}=${v}`).join(" ") : "",
+    detail: err ? auditDetail(err, facts.decision) : "",
     upstreamStatus: facts.upstreamStatus ?? 0,
     latencyMs: performance.now() - facts.startedAt,
   });
+}
+
+/**
+ * The audit detail of a failed call: the error's metadata (e.g. `block=1 check=0`, `host=api.github.com`) and, for a
+ * refusal by the capability or a policy, the text of every failing check or policy, so the trail says which rule
+ * refused without re-running anything. Rules are Datalog from the token and the policies: never a secret.
+ */
+function auditDetail(err: CapvaultError, decision: AuthorizeOutput | undefined): string {
+  const parts = [Object.entries(err.metadata).map(([k, v]) => `${k}=${v}`).join(" ")];
+  if (decision && !decision.allowed) {
+    for (const d of decision.denials) {
+      const where = d.policy ? `policy ${d.policy}` : d.blockIndex >= 0 ? `block ${d.blockIndex} check ${d.checkIndex}` : "authorizer";
+      parts.push(`${where}: ${d.rule}`);
+    }
+  }
+  return parts.filter((p) => p !== "").join("; ");
 }

@@ -14,10 +14,12 @@ import { callContext, type CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
 import { MalformedMessage } from "../server/service-definitions.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
+import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import {
   auditProxyCall,
   authorizeRequest,
   canonicalize,
+  withoutCredentialEchoes,
   type ProxyAuditFacts,
   type ProxyDependencies,
 } from "./proxy-pipeline.js";
@@ -52,7 +54,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
           refresh: () => credential.refreshed(),
         });
         facts.upstreamStatus = response.status;
-        return { status: response.status, headers: response.headers, body: response.body };
+        return { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent), body: response.body };
       } catch (err) {
         facts.error = err;
         throw err;
@@ -63,7 +65,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
 
     proxyStream: (call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>) => {
       const ctx = callContext(call);
-      proxyStream(deps, call, ctx).catch((err) => call.destroy(Object.assign(new Error(), toServiceError(err))));
+      proxyStream(deps, call, ctx).catch((err) => failStream(call, err));
     },
   };
 }
@@ -71,6 +73,8 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
 /** The credential of one call: resolved once, refreshed at most once through the cross-broker single flight. */
 class CredentialHandle {
   private resolved: ResolvedAccessToken | undefined;
+  /** Every access token this call handed to the upstream request (for withoutCredentialEchoes). */
+  readonly sent: string[] = [];
 
   constructor(
     private readonly deps: ProxyDependencies,
@@ -80,23 +84,30 @@ class CredentialHandle {
 
   async current(): Promise<string> {
     this.resolved = await this.deps.tokens.get(this.route.tenant, this.route.id, this.deadline);
+    this.sent.push(this.resolved.accessToken);
     return this.resolved.accessToken;
   }
 
   async refreshed(): Promise<string> {
     this.resolved = await this.deps.tokens.refresh(this.route.tenant, this.route.id, this.resolved!, this.deadline);
+    this.sent.push(this.resolved.accessToken);
     return this.resolved.accessToken;
   }
 }
 
-/** ProxyStream: the head first, then body chunks both ways. Authorized before any body byte is read or sent. */
+/**
+ * ProxyStream: the head first, then body chunks both ways. Authorized before any body byte is read or sent. Not
+ * retried after a 401 (the body cannot be replayed), but the credential is refreshed for the next call.
+ */
 async function proxyStream(
   deps: ProxyDependencies,
   call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>,
   ctx: CallContext,
 ): Promise<void> {
   const facts: ProxyAuditFacts = { startedAt: performance.now() };
-  const messages = call[Symbol.asyncIterator]() as AsyncIterator<ProxyStreamRequest | MalformedMessage>;
+  // Not call[Symbol.asyncIterator](): that iterator DESTROYS the duplex stream when the client half-closes, which
+  // kills the response side too (the head and body would never be written and no status would ever be sent).
+  const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<ProxyStreamRequest | MalformedMessage>;
   try {
     const first = await messages.next();
     if (first.done || first.value instanceof MalformedMessage || !first.value.head) {
@@ -106,7 +117,8 @@ async function proxyStream(
     facts.request = canonicalize(deps, { ...first.value.head, body: Buffer.alloc(0) });
     facts.route = await deps.connections.route(facts.request.connection);
     facts.decision = await authorizeRequest(deps, token, facts);
-    const accessToken = (await deps.tokens.get(facts.route.tenant, facts.route.id, epochDeadline(ctx))).accessToken;
+    const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
+    const accessToken = await credential.current();
     const response = await callUpstreamStreaming({
       target: facts.route.target,
       request: facts.request,
@@ -118,8 +130,17 @@ async function proxyStream(
       body: bodyChunks(messages),
     });
     facts.upstreamStatus = response.status;
-    await write(call, { head: { status: response.status, headers: response.headers } });
+    // A streamed body cannot be replayed, so an invalid-token 401 goes back as is; but the connection is refreshed
+    // (once, through the same single flight) so that the agent's retry works instead of failing until expiry.
+    const refreshing = isInvalidTokenResponse(response.status, response.headers)
+      ? credential.refreshed().then(
+          () => undefined,
+          () => undefined, // refresh failures are audited by the refresher; the next call reports them
+        )
+      : undefined;
+    await write(call, { head: { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent) } });
     for await (const chunk of response.body) await write(call, { bodyChunk: chunk });
+    await refreshing;
     call.end();
   } catch (err) {
     facts.error = err;
@@ -140,6 +161,30 @@ async function* bodyChunks(messages: AsyncIterator<ProxyStreamRequest | Malforme
   }
 }
 
+/**
+ * End a ProxyStream call with an error status, after whatever was already written (e.g. the head of a response whose
+ * body then grew past the cap). Not `call.destroy(err)`: grpc-js sends no status at all for a destroyed server stream,
+ * so the agent would hang until its deadline; an 'error' event makes grpc-js end the call with this status.
+ */
+function failStream(call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>, err: unknown): void {
+  if (call.destroyed || call.writableEnded) return; // cancelled by the client, or already ended
+  call.emit("error", Object.assign(new Error(), toServiceError(err)));
+}
+
+/** Write one message, waiting for back-pressure to clear; fails with CANCELLED if the call goes away meanwhile. */
 function write(call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>, message: ProxyStreamResponse): Promise<void> {
-  return new Promise((resolve) => (call.write(message) ? resolve() : call.once("drain", () => resolve())));
+  if (call.destroyed) return Promise.reject(new CapvaultError("CANCELLED"));
+  if (call.write(message)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (ok: boolean) => () => {
+      call.off("drain", onDrain);
+      call.off("close", onClose);
+      if (ok) resolve();
+      else reject(new CapvaultError("CANCELLED"));
+    };
+    const onDrain = done(true);
+    const onClose = done(false);
+    call.once("drain", onDrain);
+    call.once("close", onClose);
+  });
 }

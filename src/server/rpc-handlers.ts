@@ -53,28 +53,46 @@ export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallCont
   };
 }
 
-/** Adapt an async producer to a grpc-js server-streaming handler. */
+/**
+ * Adapt an async producer to a grpc-js server-streaming handler. A failure ends the call with its status through an
+ * 'error' event (a destroyed server stream would send no status and leave the client waiting until its deadline).
+ */
 export function serverStream<Req, Res>(
   method: string,
   fn: (request: Req, ctx: CallContext, write: (message: Res) => Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
     const ctx = callContext(call);
-    const write = (message: Res) =>
-      new Promise<void>((resolve) => {
-        if (call.write(message)) resolve();
-        else call.once("drain", resolve);
-      });
     Promise.resolve()
       .then(() => {
         checkRequest(call.request);
-        return fn(call.request, ctx, write);
+        return fn(call.request, ctx, (message) => writeMessage(call, message));
       })
       .then(
         () => call.end(),
-        (err) => call.destroy(Object.assign(new Error(), fail(method, err))),
+        (err) => {
+          if (!call.destroyed && !call.writableEnded) call.emit("error", Object.assign(new Error(), fail(method, err)));
+        },
       );
   };
+}
+
+/** Write one message, waiting out back-pressure; fails with CANCELLED if the call goes away meanwhile. */
+function writeMessage<Res>(call: ServerWritableStream<unknown, Res>, message: Res): Promise<void> {
+  if (call.destroyed) return Promise.reject(new CapvaultError("CANCELLED"));
+  if (call.write(message)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (ok: boolean) => () => {
+      call.off("drain", onDrain);
+      call.off("close", onClose);
+      if (ok) resolve();
+      else reject(new CapvaultError("CANCELLED"));
+    };
+    const onDrain = settle(true);
+    const onClose = settle(false);
+    call.once("drain", onDrain);
+    call.once("close", onClose);
+  });
 }
 
 /** Handlers for every method of a service that answer UNIMPLEMENTED with reason NOT_IMPLEMENTED. */
@@ -93,10 +111,10 @@ export function notImplemented(definition: ServiceDefinition): UntypedServiceImp
       }) as handleUnaryCall<unknown, unknown>;
     } else if (!method.requestStream) {
       impl[name] = ((call: ServerWritableStream<unknown, unknown>) =>
-        call.destroy(Object.assign(new Error(), error()))) as handleServerStreamingCall<unknown, unknown>;
+        call.emit("error", Object.assign(new Error(), error()))) as handleServerStreamingCall<unknown, unknown>;
     } else {
-      impl[name] = ((call: { destroy(e: Error): void }) =>
-        call.destroy(Object.assign(new Error(), error()))) as unknown as handleBidiStreamingCall<unknown, unknown>;
+      impl[name] = ((call: { emit(event: "error", e: Error): void }) =>
+        call.emit("error", Object.assign(new Error(), error()))) as unknown as handleBidiStreamingCall<unknown, unknown>;
     }
   }
   return impl;
