@@ -1,96 +1,51 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect, type CapvaultClientError } from "../../src/client/index.js";
-import { CapabilityServiceClient, type MintResponse } from "../../src/gen/capvault/v1/capability.js";
-import { ConnectionServiceClient, type BeginConnectResponse } from "../../src/gen/capvault/v1/connection.js";
-import { followToCallback, openCallback } from "../oauth/support/authorize-driver.js";
-import { startOidcServer, type OidcServer } from "../oauth/support/oidc-server.js";
-import { startRecordingUpstream, type RecordingUpstream } from "../proxy/recording-upstream.js";
-import { startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
-import { freePort } from "../support/free-port.js";
-import { writeTestProviderCatalog } from "../support/test-provider.js";
+import { connect, type CapvaultClient, type CapvaultClientError } from "../../src/client/index.js";
+import { startDevBroker, type DevBroker } from "../support/broker-harness.js";
 
-let cleanup: Array<() => Promise<unknown>> = [];
+let broker: DevBroker | undefined;
+let agent: CapvaultClient | undefined;
 afterEach(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
-  cleanup = [];
+  agent?.close();
+  await broker?.close();
+  broker = agent = undefined;
 });
-
-const call = <T>(fn: (cb: (e: ServiceError | null, r: T) => void) => void) =>
-  new Promise<T>((ok, no) => fn((e, r) => (e ? no(e) : ok(r))));
 
 describe("graceful shutdown of a real broker process", () => {
   it("SIGTERM while a Proxy call is in flight: the call completes, new calls are refused, the process exits 0", async () => {
-    const root = await mkdtemp(join(tmpdir(), "capvault-shutdown-"));
-    cleanup.push(() => rm(root, { recursive: true, force: true }));
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     let arrived!: () => void;
     const slowArrived = new Promise<void>((r) => (arrived = r));
-    const upstream: RecordingUpstream = await startRecordingUpstream("127.0.0.1", (req, res) => {
-      const answer = () => {
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ path: req.url }));
-      };
-      if (req.url?.startsWith("/slow")) {
-        arrived();
-        void released.then(answer);
-      } else answer();
+    broker = await startDevBroker({
+      upstream: (req, res) => {
+        const answer = () => {
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ path: req.url }));
+        };
+        if (req.url?.startsWith("/slow")) {
+          arrived();
+          void released.then(answer);
+        } else answer();
+      },
     });
-    cleanup.push(() => upstream.close());
-    const httpPort = await freePort();
-    const idp: OidcServer = await startOidcServer({ redirectUris: [`http://127.0.0.1:${httpPort}/oauth/callback`] });
-    cleanup.push(() => idp.close());
-    const catalog = await writeTestProviderCatalog(root, idp, upstream);
+    const connection = await broker.connectAccount("alice");
+    const minted = await broker.mint([{ connection, method: "GET", pathPrefix: "/" }], 600);
+    agent = connect(broker.address, minted.token);
 
-    const broker: BrokerProcess = await startBrokerProcess(["dev", "--grpc-addr", "127.0.0.1:0"], {
-      ...catalog.clientEnv,
-      CAPVAULT_PROVIDERS_DIR: catalog.dir,
-      CAPVAULT_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-      CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: "true",
-      CAPVAULT_DEV_TENANT: "acme",
-      CAPVAULT_SHUTDOWN_GRACE_MS: "15000",
-    });
-    cleanup.push(async () => {
-      if (broker.child.exitCode === null) broker.child.kill("SIGKILL");
-      await broker.exited;
-    });
-    const operator = /export CAPVAULT_TOKEN=(\S+)/.exec(broker.stdout())![1];
-    const md = new Metadata();
-    md.set("authorization", `Bearer ${operator}`);
-
-    const connections = new ConnectionServiceClient(broker.address, credentials.createInsecure());
-    const caps = new CapabilityServiceClient(broker.address, credentials.createInsecure());
-    cleanup.push(async () => {
-      connections.close();
-      caps.close();
-    });
-    const begun = await call<BeginConnectResponse>((cb) => connections.beginConnect({ tenant: "acme", user: "alice", provider: "gh", scopes: [] }, md, cb));
-    const page = await openCallback(await followToCallback(begun.authorizationUrl, `http://127.0.0.1:${httpPort}/oauth/callback`));
-    expect(page.text).toContain("is now connected");
-    const minted = await call<MintResponse>((cb) =>
-      caps.mint({ tenant: "acme", subject: "agent", grants: [{ connection: begun.connectionId, method: "GET", pathPrefix: "/" }], ttl: { seconds: 600, nanos: 0 }, operator: false }, md, cb),
-    );
-    const agent = connect(broker.address, minted.token);
-    cleanup.push(async () => agent.close());
-
-    const inFlight = agent.fetch(begun.connectionId, { path: "/slow", timeoutMs: 20_000 });
+    const inFlight = agent.fetch(connection, { path: "/slow", timeoutMs: 20_000 });
     await slowArrived;
-    broker.child.kill("SIGTERM");
-    // Wait until the broker has stopped accepting calls, then show a new call is refused.
-    await waitFor(() => broker.stderr().includes("shutting down"));
-    const refused = (await agent.fetch(begun.connectionId, { path: "/fast", timeoutMs: 3000 }).catch((e) => e)) as CapvaultClientError;
+    broker.process.child.kill("SIGTERM");
+    await waitFor(() => broker!.process.stderr().includes("shutting down"));
+    const refused = (await agent.fetch(connection, { path: "/fast", timeoutMs: 3000 }).catch((e) => e)) as CapvaultClientError;
     expect([status.UNAVAILABLE, status.CANCELLED]).toContain(refused.code);
 
     release();
     const res = await inFlight;
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ path: "/slow" });
-    expect(await broker.exited).toBe(0);
-    expect(broker.stderr()).toContain('"forced":false');
+    expect(await broker.process.exited).toBe(0);
+    expect(broker.process.stderr()).toContain('"forced":false');
   });
 });
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 import { startOidcServer, type OidcServer } from "./support/oidc-server.js";
 

@@ -2,7 +2,7 @@ import { BSON } from "mongodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
 import { followToCallback, openCallback } from "./support/authorize-driver.js";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 import { startOidcServer, type OidcServer } from "./support/oidc-server.js";
 

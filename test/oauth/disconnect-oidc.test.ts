@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
 import { connectThroughFlow } from "./support/connect-helper.js";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 import { startOidcServer, type OidcServer } from "./support/oidc-server.js";
 

@@ -5,7 +5,7 @@ import { followToCallback, openCallback } from "./support/authorize-driver.js";
 import { connectThroughFlow } from "./support/connect-helper.js";
 import { startFakeGitHub, type FakeGitHub } from "./support/fake-github.js";
 import { startFakeSlack, type FakeSlack } from "./support/fake-slack.js";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 
 const THIRTEEN_HOURS = 13 * 3600_000; // past GitHub's 8 h and Slack's 12 h access tokens

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectThroughFlow } from "./support/connect-helper.js";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 import { startOidcServer, type OidcServer } from "./support/oidc-server.js";
 import { startTokenRelay, type TokenRelay } from "./support/token-relay.js";

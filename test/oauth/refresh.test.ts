@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { connectThroughFlow } from "./support/connect-helper.js";
-import { freePort } from "./support/free-port.js";
+import { freePort } from "../support/free-port.js";
 import { openOAuthStore, startBroker, type Broker } from "./support/oauth-harness.js";
 import { startOidcServer, type OidcServer } from "./support/oidc-server.js";
 

@@ -18,7 +18,9 @@ import { followToCallback, openCallback } from "../oauth/support/authorize-drive
 import { startOidcServer, type OidcServer } from "../oauth/support/oidc-server.js";
 import { startRecordingUpstream, TEST_CA, UNRELATED_CA, type RecordingUpstream, type UpstreamHandler } from "../proxy/recording-upstream.js";
 import { startBrokerProcess, type BrokerProcess } from "./broker-process.js";
+import { freePort } from "./free-port.js";
 import { openTestDatabase, type TestDatabase } from "./mongo.js";
+import { testProviderFile } from "./test-provider.js";
 
 export interface TestBrokerOptions {
   /** Organisation policy files, by name. */
@@ -253,38 +255,6 @@ function withBrokerErrors(err: Error, logs: string[]): Error {
   const lines = logs.filter((l) => /"level":(40|50|60)/.test(l));
   if (lines.length) err.message += `\nbroker log (warn and above):\n${lines.join("\n")}`;
   return err;
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** The catalog file of a test provider on the in-process authorization server (client credentials from `<envPrefix>_ID/_SECRET`). */
-function testProviderFile(id: string, issuer: string, envPrefix: string, api: Record<string, unknown>): Record<string, unknown> {
-  return {
-    id,
-    displayName: id === "gh" ? "GitHub (test)" : `GitHub (test variant ${id})`,
-    issuer,
-    discovery: true,
-    defaultScopes: ["openid", "email", "offline_access"],
-    scopeSeparator: " ",
-    pkce: "S256",
-    authorizationParams: { prompt: "consent" },
-    tokenResponse: "standard",
-    tokenEndpointAuthMethod: "client_secret_basic",
-    revocation: "rfc7009",
-    account: "oidc",
-    client: { idEnv: `${envPrefix}_ID`, secretEnv: `${envPrefix}_SECRET` },
-    api,
-  };
 }
 
 /**

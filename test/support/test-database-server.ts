@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { MongoClient } from "mongodb";
+import { freePort } from "./free-port.js";
 
 const run = promisify(execFile);
 const WRAPPER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "ferretdb");
@@ -105,17 +105,6 @@ async function waitUntilReady(uri: string, child: ChildProcess, log: () => strin
     }
   }
   throw new Error(`FerretDB did not accept connections within 30 s: ${log()}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function redact(uri: string): string {

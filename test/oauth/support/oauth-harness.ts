@@ -7,7 +7,7 @@ import type { Store } from "../../../src/store/store.js";
 import { openVault } from "../../../src/vault/open-vault.js";
 import type { Vault } from "../../../src/vault/vault.js";
 import { openTestDatabase, type TestDatabase } from "../../support/mongo.js";
-import { freePort } from "./free-port.js";
+import { freePort } from "../../support/free-port.js";
 
 import { TEST_KEK } from "./test-kek.js";
 
