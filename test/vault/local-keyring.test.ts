@@ -8,7 +8,14 @@ import { CapvaultError, type Reason } from "../../src/errors/capvault-error.js";
 import { rotateKeyring } from "../../src/vault/key-admin.js";
 import { serializeKeyring, updateKeyringFile, type KeyringEntry } from "../../src/vault/keyring-file.js";
 import { describeKeyringConfig, openLocalKeyring } from "../../src/vault/local-keyring.js";
-import { keyringConfigFromEnv } from "../../src/vault/open-vault.js";
+import { ConfigError, loadConfig } from "../../src/config/load-config.js";
+import { keyringConfigOf } from "../../src/vault/keyring-config.js";
+
+/** The keyring the broker would use with this environment (dev mode where asked), through the one config loader. */
+function keyringFromEnv(env: Record<string, string>, options: { dev?: boolean; keyringFile?: string } = {}) {
+  const flags: Record<string, string> = options.keyringFile ? { "--keyring-file": options.keyringFile } : {};
+  return keyringConfigOf(loadConfig({ env: { CAPVAULT_MONGODB_URI: "mongodb://127.0.0.1:1/", ...env }, flags, overrides: options.dev ? { dev: true } : {} }));
+}
 
 async function rejects(p: Promise<unknown>, reason: Reason): Promise<CapvaultError> {
   const err = await p.then(
@@ -181,9 +188,9 @@ describe("local keyring", () => {
   describe("environment and dev keyrings", () => {
     it("takes one KEK from the environment, id env-1 by default", async () => {
       const material = randomBytes(32).toString("base64");
-      const ring = await openLocalKeyring(keyringConfigFromEnv({ CAPVAULT_KEK: material }));
+      const ring = await openLocalKeyring(keyringFromEnv({ CAPVAULT_KEK: material }));
       expect(await ring.activeKekId()).toBe("env-1");
-      const custom = await openLocalKeyring(keyringConfigFromEnv({ CAPVAULT_KEK: material, CAPVAULT_KEK_ID: "prod-7" }));
+      const custom = await openLocalKeyring(keyringFromEnv({ CAPVAULT_KEK: material, CAPVAULT_KEK_ID: "prod-7" }));
       expect(await custom.activeKekId()).toBe("prod-7");
       const dek = randomBytes(32);
       expect(await ring.unwrap("env-1", (await ring.wrap(dek, ctx)).wrapped, ctx)).toEqual(dek);
@@ -191,19 +198,20 @@ describe("local keyring", () => {
 
     it("refuses a malformed environment KEK without echoing it", async () => {
       for (const bad of [randomBytes(16).toString("base64"), randomBytes(33).toString("base64"), "not-base64-at-all"]) {
-        const err = await rejects(openLocalKeyring(keyringConfigFromEnv({ CAPVAULT_KEK: bad })), "CONFIG_INVALID");
+        const err = await rejects(openLocalKeyring(keyringFromEnv({ CAPVAULT_KEK: bad })), "CONFIG_INVALID");
         expect(err.message).toContain("CAPVAULT_KEK must be the base64 of 32 random bytes");
         expect(err.message).not.toContain(bad);
       }
     });
 
     it("chooses file, env or dev, and refuses none or both", async () => {
-      expect(keyringConfigFromEnv({ CAPVAULT_KEYRING_FILE: "/k.json" })).toEqual({ source: "file", path: "/k.json" });
-      expect(keyringConfigFromEnv({}, { keyringFile: "/flag.json" })).toEqual({ source: "file", path: "/flag.json" });
-      expect(keyringConfigFromEnv({}, { dev: true })).toEqual({ source: "dev" });
-      expect(keyringConfigFromEnv({ CAPVAULT_KEK: "x" }).source).toBe("env");
-      expect(() => keyringConfigFromEnv({})).toThrow(/no key-encryption key configured/);
-      expect(() => keyringConfigFromEnv({ CAPVAULT_KEK: "x", CAPVAULT_KEYRING_FILE: "/k" })).toThrow(/not both/);
+      expect(keyringFromEnv({ CAPVAULT_KEYRING_FILE: "/k.json" })).toEqual({ source: "file", path: "/k.json" });
+      expect(keyringFromEnv({}, { keyringFile: "/flag.json" })).toEqual({ source: "file", path: "/flag.json" });
+      expect(keyringFromEnv({}, { dev: true })).toEqual({ source: "dev" });
+      expect(keyringFromEnv({ CAPVAULT_KEK: "x" }).source).toBe("env");
+      expect(() => keyringFromEnv({})).toThrow(ConfigError);
+      expect(() => keyringFromEnv({})).toThrow(/a key-encryption key is required/);
+      expect(() => keyringFromEnv({ CAPVAULT_KEK: "x", CAPVAULT_KEYRING_FILE: "/k" })).toThrow(/not both/);
       expect(describeKeyringConfig({ source: "env", key: "SECRETVALUE", variable: "CAPVAULT_KEK" })).not.toContain(
         "SECRETVALUE",
       );
