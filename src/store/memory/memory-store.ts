@@ -87,21 +87,28 @@ class MemoryRevocations implements RevocationRepository {
 }
 
 class MemoryAudit implements AuditRepository {
-  private readonly rows = new Map<string, AuditRecord[]>();
+  /** Per tenant: events in sequence order, plus the sequences and ids taken (appends stay O(1) as the trail grows). */
+  private readonly rows = new Map<string, { events: AuditRecord[]; sequences: Set<number>; ids: Set<string> }>();
   async insert(e: AuditRecord) {
-    const events = this.rows.get(e.tenant) ?? [];
-    if (events.some((x) => x.sequence === e.sequence || x.id === e.id)) return false;
-    events.push(copy(e));
-    events.sort((a, b) => a.sequence - b.sequence);
-    this.rows.set(e.tenant, events);
+    let trail = this.rows.get(e.tenant);
+    if (!trail) this.rows.set(e.tenant, (trail = { events: [], sequences: new Set(), ids: new Set() }));
+    if (trail.sequences.has(e.sequence) || trail.ids.has(e.id)) return false;
+    trail.sequences.add(e.sequence);
+    trail.ids.add(e.id);
+    const events = trail.events;
+    if (!events.length || events[events.length - 1].sequence < e.sequence) events.push(copy(e));
+    else events.splice(events.findIndex((x) => x.sequence > e.sequence), 0, copy(e));
     return true;
   }
   async last(tenant: string) {
-    const events = this.rows.get(tenant);
+    const events = this.rows.get(tenant)?.events;
     return events?.length ? copy(events[events.length - 1]) : undefined;
   }
   async list(tenant: string, afterSequence: number, limit: number) {
-    return (this.rows.get(tenant) ?? []).filter((e) => e.sequence > afterSequence).slice(0, limit).map(copy);
+    const events = this.rows.get(tenant)?.events ?? [];
+    let start = events.findIndex((e) => e.sequence > afterSequence);
+    if (start < 0) start = events.length;
+    return events.slice(start, start + limit).map(copy);
   }
 }
 

@@ -1,0 +1,405 @@
+/**
+ * Proxy benchmark (not a test): what capvault's Proxy costs over the least a gRPC relay must do, on one machine, in
+ * one run.
+ *
+ *   npm run bench:proxy                          # builds, then the full default run (~6-9 min on 2 cores)
+ *   node --import tsx bench/proxy.ts [--quick]   # against the existing dist/ build
+ *
+ * Variants, each measured at concurrency 1 and 64:
+ *   (a) direct      undici keep-alive pool -> the HTTPS upstream (no gRPC at all)
+ *   (b) floor       gRPC client -> floor relay process (grpc-js, same generated ProxyService, fixed token, no checks,
+ *                   undici keep-alive) -> upstream
+ *   (c) capvault    gRPC client -> `capvault dev` process (the built CLI) -> upstream, with a warm 3-block capability
+ *                   (minted, attenuated twice through the broker's RPCs, used once before measuring)
+ *   (d) first-seen  as (c), but a different, never-seen 3-block capability on every call (pre-generated)
+ * The upstream and oidc-provider run in a third process (bench/support/peers.ts); the user's account is connected
+ * through the real OAuth authorization-code flow. The client side of (b)-(d) is this process, one gRPC channel per
+ * server. Variants run in rounds, in a rotating order, and the medians across rounds are printed; then the broker's
+ * RSS is read (/proc/<pid>/status VmRSS) after 10k and 100k more Proxy calls at concurrency 64.
+ *
+ * Flags: --quick (3 rounds of fewer calls, 20k RSS calls: a smoke run of ~1-2 min), --rounds N, --calls1 N,
+ * --calls64 N, --calls64-first-seen N (default calls64/3), --rss-calls N, --rss-max-seconds N (default 240: the RSS
+ * phase stops there and says so), --store memory|ferretdb (the broker's store: dev's in-memory store by default;
+ * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --cpu-prof DIR (profile
+ * the broker process with node --cpu-prof; written when it exits), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
+ * dist/, e.g. a private `tsc -p tsconfig.build.json --outDir .cache/bench-dist` while others rebuild dist/).
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Agent } from "undici";
+import { ProxyServiceClient, type ProxyResponse } from "../src/gen/capvault/v1/proxy.js";
+import { BLOCK_2, BLOCK_3, CLIENT_ID_ENV, CLIENT_SECRET_ENV, distinctTokens, Operator, writeCatalog } from "./support/capvault-setup.js";
+import { drive, median, summarize, type Summary } from "./support/load.js";
+import type { PeersReady } from "./support/peers.js";
+import { FIXTURES, REPO_ROOT } from "./support/paths.js";
+import { cpuSecondsOf, rssOf, startBrokerProcess, startHelper, type Child } from "./support/processes.js";
+
+// ---- options ----------------------------------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(name);
+const value = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const num = (name: string, fallback: number) => {
+  const v = value(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} needs a positive integer`);
+  return n;
+};
+const QUICK = flag("--quick");
+const ROUNDS = num("--rounds", QUICK ? 3 : 5);
+const CALLS_1 = num("--calls1", QUICK ? 150 : 300);
+const CALLS_64 = num("--calls64", QUICK ? 1500 : 2000);
+const RSS_CALLS = num("--rss-calls", QUICK ? 20_000 : 100_000);
+const RSS_FIRST = Math.min(10_000, RSS_CALLS);
+const RSS_MAX_SECONDS = num("--rss-max-seconds", QUICK ? 120 : 240);
+const SKIP_RSS = flag("--skip-rss");
+const STORE = value("--store") ?? "memory";
+const CPU_PROF = value("--cpu-prof");
+const DIST = resolve(REPO_ROOT, value("--dist") ?? "dist");
+if (STORE !== "memory" && STORE !== "ferretdb") throw new Error("--store must be memory or ferretdb");
+const WARMUP_1 = Math.ceil(CALLS_1 / 3);
+const WARMUP_64 = Math.ceil(CALLS_64 / 3);
+// (d) needs a minted token per call, and minting through the broker is slow: fewer (d) calls at concurrency 64.
+const CALLS_64_D = num("--calls64-first-seen", Math.ceil(CALLS_64 / 3));
+const callsFor = (v: VariantKey, conc: number) => (conc === 1 ? CALLS_1 : v === "d" ? CALLS_64_D : CALLS_64);
+const CONCURRENCIES = [1, 64] as const;
+
+const PATH = "/repos/acme/widgets/issues";
+const QUERY = [{ name: "state", value: "open" }];
+
+type VariantKey = "a" | "b" | "c" | "d";
+const VARIANTS: Record<VariantKey, string> = {
+  a: "(a) direct undici",
+  b: "(b) floor relay",
+  c: "(c) capvault, warm token",
+  d: "(d) capvault, first-seen",
+};
+const ONLY = value("--variants");
+const ORDER: VariantKey[] = (["a", "b", "c", "d"] as const).filter((v) => !ONLY || ONLY.includes(v));
+if (ORDER.length === 0) throw new Error("--variants needs some of a, b, c, d");
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function grpcProxyCall(client: ProxyServiceClient, connection: string, token: string): Promise<void> {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve, reject) =>
+    client.proxy(
+      { request: { connection, method: "GET", path: PATH, query: QUERY, headers: [], body: Buffer.alloc(0) } },
+      md,
+      { deadline: Date.now() + 30_000 },
+      (err: ServiceError | null, res: ProxyResponse) => {
+        if (err) reject(new Error(`${err.code} ${err.details}`));
+        else if (res.status !== 200) reject(new Error(`upstream status ${res.status}`));
+        else resolve();
+      },
+    ),
+  );
+}
+
+const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(3) : ms.toFixed(2)).padStart(7);
+const fmtRate = (r: number) => Math.round(r).toString();
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const loadStart = loadavg();
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const children: Child[] = [];
+  const dir = await mkdtemp(join(tmpdir(), "capvault-bench-proxy-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const stopAll = async () => {
+    for (const c of children.reverse()) await c.stop().catch(() => undefined);
+    for (const f of cleanups.reverse()) await f().catch(() => undefined);
+  };
+  process.once("SIGINT", () => void stopAll().finally(() => process.exit(130)));
+
+  try {
+    const ca = readFileSync(join(FIXTURES, "test-ca.pem"));
+    const httpPort = await freePort();
+    const callbackPrefix = `http://127.0.0.1:${httpPort}/oauth/callback`;
+
+    log("starting the peers process (HTTPS upstream + oidc-provider)");
+    const peers = await startHelper<PeersReady>("bench/support/peers.ts", [callbackPrefix]);
+    children.push(peers);
+    const origin = `https://localhost:${peers.ready.upstreamPort}`;
+    const providersDir = await writeCatalog(dir, peers.ready, ca);
+
+    const env: NodeJS.ProcessEnv = {
+      CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: "true",
+      CAPVAULT_LOG_LEVEL: "warn",
+      [CLIENT_ID_ENV]: peers.ready.clientId,
+      [CLIENT_SECRET_ENV]: peers.ready.clientSecret,
+    };
+    let storeLabel = "in-memory (capvault dev)";
+    if (STORE === "ferretdb") {
+      const { startTestDatabase } = await import("../test/support/test-database-server.js");
+      log("starting FerretDB (building it from test/ferretdb if needed)");
+      const db = await startTestDatabase();
+      cleanups.push(() => db.stop());
+      env.CAPVAULT_MONGODB_URI = db.uri;
+      env.CAPVAULT_MONGODB_DATABASE = `bench_${randomBytes(4).toString("hex")}`;
+      storeLabel = `${db.description} (capvault dev with CAPVAULT_MONGODB_URI)`;
+    }
+    const nodeArgs = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [];
+    const cli = join(DIST, "cli", "main.js");
+    log(`starting the broker: node ${[...nodeArgs, relative(REPO_ROOT, cli)].join(" ")} dev`);
+    const broker = await startBrokerProcess(
+      ["--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir],
+      env,
+      nodeArgs,
+      cli,
+    );
+    children.push(broker);
+
+    log("starting the floor relay process");
+    const relay = await startHelper<{ address: string }>("bench/support/floor-relay.ts", [origin, join(dir, "ca.pem")]);
+    children.push(relay);
+
+    // ---- the account, the capabilities ----
+    const operator = new Operator(broker.address, broker.operatorToken);
+    log("connecting the account through the OAuth authorization-code flow");
+    const connection = await operator.connectAccount(callbackPrefix);
+    let warm = await operator.mint(connection, "agent-warm");
+    warm = await operator.attenuate(warm, BLOCK_2);
+    warm = await operator.attenuate(warm, BLOCK_3);
+
+    const dNeeded = ORDER.includes("d") ? WARMUP_1 + Math.ceil(CALLS_64_D / 3) + ROUNDS * (CALLS_1 + CALLS_64_D) : 0;
+    log(`pre-generating ${dNeeded} distinct 3-block capabilities (Mint RPC + 2 offline attenuations each)`);
+    const tg0 = performance.now();
+    const fresh = dNeeded === 0 ? [] : await distinctTokens(operator, connection, dNeeded, DIST, (n) => log(`  ${n} / ${dNeeded}`));
+    log(`  done in ${((performance.now() - tg0) / 1000).toFixed(1)} s`);
+    operator.close();
+    if (new Set(fresh).size !== fresh.length) throw new Error("pre-generated tokens are not distinct");
+    let freshCursor = 0;
+
+    // ---- the clients ----
+    const direct = new Agent({ keepAliveTimeout: 30_000, connections: 32, allowH2: false, connect: { ca, rejectUnauthorized: true } });
+    cleanups.push(() => direct.close());
+    const relayClient = new ProxyServiceClient(relay.ready.address, credentials.createInsecure());
+    const brokerClient = new ProxyServiceClient(broker.address, credentials.createInsecure());
+    cleanups.push(async () => (relayClient.close(), brokerClient.close()));
+    const directPath = `${PATH}?${QUERY.map((q) => `${q.name}=${q.value}`).join("&")}`;
+
+    const calls: Record<VariantKey, () => Promise<void>> = {
+      a: async () => {
+        const res = await direct.request({ origin, path: directPath, method: "GET", headers: { authorization: "Bearer direct-fixed-token" } });
+        await res.body.arrayBuffer();
+        if (res.statusCode !== 200) throw new Error(`upstream status ${res.statusCode}`);
+      },
+      b: () => grpcProxyCall(relayClient, connection, warm),
+      c: () => grpcProxyCall(brokerClient, connection, warm),
+      d: () => {
+        const token = fresh[freshCursor++];
+        if (token === undefined) throw new Error("ran out of pre-generated tokens");
+        return grpcProxyCall(brokerClient, connection, token);
+      },
+    };
+
+    // The process that serves each variant (its CPU is charged to the variant; (a) has none of its own).
+    const server: Record<VariantKey, number | undefined> = { a: undefined, b: relay.pid, c: broker.pid, d: broker.pid };
+
+    /**
+     * Wait until the broker and the relay are idle (under 10% of a core over a 200 ms window): work a segment left
+     * behind (the broker's asynchronous audit writes, GC) must not land in the next segment. Returns the seconds
+     * from the call until the start of the first idle window (0 when already idle), so that deferred work can be
+     * charged to the segment that caused it.
+     */
+    const quiesce = async (): Promise<number> => {
+      const pids = [broker.pid, relay.pid];
+      const t = performance.now();
+      for (;;) {
+        const w0 = performance.now();
+        const c0 = pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+        await new Promise((r) => setTimeout(r, 200));
+        const c1 = pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+        if (c1 - c0 <= 0.02) return (w0 - t) / 1000;
+        if (performance.now() - t > 180_000) throw new Error("the broker did not become idle within 180 s");
+      }
+    };
+
+    interface Measured extends Summary {
+      /** Server CPU per call, ms (all threads of the relay or broker process), including deferred work. */
+      cpuMs?: number;
+      /** The same for the server's main thread only (the event loop: gRPC, pipeline, undici, audit). */
+      mainCpuMs?: number;
+      /** Seconds of deferred work after the last response. */
+      drain: number;
+      /** Calls per second counting the deferred work: calls / (segment + drain). */
+      sustained: number;
+    }
+
+    const segment = async (v: VariantKey, n: number, conc: number): Promise<Measured> => {
+      await quiesce();
+      const pid = server[v];
+      const cpu0 = pid ? cpuSecondsOf(pid) : 0;
+      const main0 = pid ? cpuSecondsOf(pid, pid) : 0;
+      const s = await drive(() => calls[v](), n, conc);
+      const drain = await quiesce();
+      if (s.errors) throw new Error(`${VARIANTS[v]} at concurrency ${conc}: ${s.errors} of ${n} calls failed, first: ${s.firstError}`);
+      return {
+        ...summarize(s),
+        ...(pid ? { cpuMs: ((cpuSecondsOf(pid) - cpu0) / n) * 1000, mainCpuMs: ((cpuSecondsOf(pid, pid) - main0) / n) * 1000 } : {}),
+        drain,
+        sustained: n / (s.seconds + drain),
+      };
+    };
+
+    // The warm token is "used once before measuring"; then every variant warms up (JIT, pools, caches).
+    await calls.c();
+    log("warming up every variant");
+    for (const v of ORDER) {
+      await segment(v, WARMUP_1, 1);
+      await segment(v, v === "d" ? Math.ceil(CALLS_64_D / 3) : WARMUP_64, 64);
+    }
+
+    // ---- rounds ----
+    const results: Record<string, Measured[]> = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = ORDER.map((_, i) => ORDER[(i + r) % ORDER.length]);
+      for (const conc of CONCURRENCIES) {
+        for (const v of order) {
+          (results[`${v}@${conc}`] ??= []).push(await segment(v, callsFor(v, conc), conc));
+        }
+      }
+      log(`round ${r + 1}/${ROUNDS} done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+    await quiesce();
+
+    // ---- report ----
+    const out: string[] = [];
+    const p = (line = "") => out.push(line);
+    const cpuModel = cpus()[0]?.model ?? "unknown CPU";
+    let commit = "unknown";
+    try {
+      commit = readFileSync(join(REPO_ROOT, ".git", "HEAD"), "utf8").trim();
+      if (commit.startsWith("ref: ")) commit = readFileSync(join(REPO_ROOT, ".git", commit.slice(5)), "utf8").trim().slice(0, 12);
+    } catch {
+      // not a git checkout
+    }
+    p(`capvault Proxy bench — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, ${availableParallelism()} cores (${cpuModel})`);
+    p(`store: ${storeLabel}`);
+    p(`${ROUNDS} rounds x (${CALLS_1} calls at concurrency 1, ${CALLS_64} at 64; (d) ${CALLS_64_D} at 64) per variant, rotating order, servers idle before each; medians across rounds`);
+    p(`upstream: HTTPS on loopback in its own process, ~70-byte JSON body; client: this process, one gRPC channel per server`);
+    p();
+    const built = statSync(join(DIST, "cli", "main.js")).mtime.toISOString();
+    p(`build: ${relative(REPO_ROOT, DIST) || "."} (built ${built}); load average ${loadStart.map((l) => l.toFixed(2)).join(" ")} at start`);
+    p();
+    p(
+      `${"variant".padEnd(27)} ${"conc".padStart(4)}  ${"p50 ms".padStart(7)}  ${"p99 ms".padStart(7)}  ${"calls/s".padStart(7)}  ` +
+        `${"sustained".padStart(9)}  server CPU ms/call (main thread)`,
+    );
+    const med = (key: string, f: (s: Measured) => number) => median(results[key].map(f));
+    for (const conc of CONCURRENCIES) {
+      for (const v of ORDER) {
+        const key = `${v}@${conc}`;
+        if (!results[key]) continue;
+        p(
+          `${VARIANTS[v].padEnd(27)} ${String(conc).padStart(4)}  ${fmtMs(med(key, (x) => x.p50))}  ${fmtMs(med(key, (x) => x.p99))}  ` +
+            `${fmtRate(med(key, (x) => x.callsPerSecond)).padStart(7)}  ${fmtRate(med(key, (x) => x.sustained)).padStart(9)}  ` +
+            (server[v]
+              ? `${med(key, (x) => x.cpuMs ?? NaN).toFixed(3).padStart(8)} (${med(key, (x) => x.mainCpuMs ?? NaN).toFixed(3)})`
+              : "       -"),
+        );
+      }
+    }
+    p(`(calls/s: while calls run; sustained: counting the deferred work (audit writes) the server does after the last`);
+    p(` response until it is idle; server CPU: all threads of the relay or broker process, deferred work included,`);
+    p(` and its main thread alone)`);
+    const has = (...keys: string[]) => keys.every((k) => results[k]);
+    const ratio = (num: string, den: string, f: (s: Measured) => number) => med(num, f) / med(den, f);
+    const perRound = (num: string, den: string, f: (s: Measured) => number) => {
+      const ratios = results[num].map((s, i) => f(s) / f(results[den][i]));
+      return `(per round ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
+    };
+    const p50 = (s: Measured) => s.p50;
+    const rate = (s: Measured) => s.callsPerSecond;
+    const sustained = (s: Measured) => s.sustained;
+    const verdict = (ok: boolean) => (ok ? "meets" : "MISSES");
+    p();
+    if (has("c@1", "b@1")) {
+      const r = ratio("c@1", "b@1", p50);
+      p(`p50 (c)/(b) at concurrency 1:                ${r.toFixed(2)}  ${verdict(r <= 1.3)} target <= 1.30  ${perRound("c@1", "b@1", p50)}`);
+    }
+    if (has("c@64", "b@64")) {
+      const r = ratio("c@64", "b@64", rate);
+      p(`calls/s (c)/(b) at concurrency 64:           ${r.toFixed(2)}  ${verdict(r >= 0.7)} target >= 0.70  ${perRound("c@64", "b@64", rate)}`);
+      const rs = ratio("c@64", "b@64", sustained);
+      p(`sustained calls/s (c)/(b) at concurrency 64: ${rs.toFixed(2)}  ${verdict(rs >= 0.7)} target >= 0.70  ${perRound("c@64", "b@64", sustained)}`);
+    }
+    if (has("d@1", "c@1")) p(`p50 (d)/(c) at concurrency 1:                ${ratio("d@1", "c@1", p50).toFixed(2)}  ${perRound("d@1", "c@1", p50)}`);
+    if (has("d@64", "c@64")) p(`calls/s (d)/(c) at concurrency 64:           ${ratio("d@64", "c@64", rate).toFixed(2)}  ${perRound("d@64", "c@64", rate)}`);
+    if (has("b@1", "a@1")) p(`p50 (b)/(a) at concurrency 1:                ${ratio("b@1", "a@1", p50).toFixed(2)}  (what gRPC and a second process hop cost)`);
+    console.log(out.splice(0).join("\n"));
+
+    // ---- RSS flatness ----
+    if (!SKIP_RSS) {
+      log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token), at most ${RSS_MAX_SECONDS} s`);
+      const before = rssOf(broker.pid);
+      let first = 0;
+      let mark = performance.now();
+      const s = await drive(
+        () => calls.c(),
+        RSS_CALLS,
+        64,
+        (done) => {
+          if (done === RSS_FIRST) first = rssOf(broker.pid);
+          if (done % 10_000 === 0) {
+            log(`  ${done} / ${RSS_CALLS}: RSS ${mib(rssOf(broker.pid))}, ${Math.round(10_000 / ((performance.now() - mark) / 1000))} calls/s`);
+            mark = performance.now();
+          }
+        },
+        RSS_MAX_SECONDS,
+      );
+      const last = rssOf(broker.pid);
+      const drain = await quiesce();
+      const settled = rssOf(broker.pid);
+      const done = s.calls;
+      p();
+      p(`broker RSS before the RSS phase:   ${mib(before)}`);
+      if (done >= RSS_FIRST) {
+        const r = last / first;
+        p(`broker RSS after ${String(RSS_FIRST / 1000).padStart(3)}k calls:       ${mib(first)}`);
+        p(`broker RSS after ${String(Math.floor(done / 1000)).padStart(3)}k calls:       ${mib(last)}  (${mib(settled)} once idle, ${drain.toFixed(1)} s later)`);
+        p(`RSS ratio ${Math.floor(done / 1000)}k/${RSS_FIRST / 1000}k:                ${r.toFixed(3)}  ${verdict(Math.abs(r - 1) <= 0.2)} target within 20%`);
+      } else {
+        p(`broker RSS after ${done} calls:    ${mib(last)} (fewer than ${RSS_FIRST}: no ratio)`);
+      }
+      p(
+        `(${done} calls at concurrency 64 with the warm token in ${s.seconds.toFixed(1)} s = ${Math.round(done / s.seconds)}/s; ` +
+          `${s.errors} failed${s.firstError ? `, first: ${s.firstError}` : ""}` +
+          `${done < RSS_CALLS ? `; STOPPED at the ${RSS_MAX_SECONDS} s cap, short of ${RSS_CALLS}` : ""})`,
+      );
+    }
+    p();
+    p(`total ${((performance.now() - t0) / 1000).toFixed(0)} s; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at end`);
+    console.log(out.splice(0).join("\n"));
+
+    const code = await broker.stop();
+    if (code !== 0) log(`broker exited with ${code}; its last stderr:\n${broker.stderr().slice(-4000)}`);
+    else if (broker.stderr().trim()) log(`broker stderr:\n${broker.stderr().slice(-4000)}`);
+  } finally {
+    await stopAll();
+  }
+}
+
+await main();
