@@ -14,6 +14,9 @@ export interface AuditLogOptions {
   now?: () => Date;
 }
 
+/** The most events one database write carries. */
+const MAX_BATCH = 200;
+
 interface Head {
   sequence: number;
   hash: string;
@@ -71,19 +74,47 @@ export class AuditLog {
     const run = (async () => {
       const queue = this.queues.get(tenant)!;
       while (queue.length) {
-        const entry = queue.shift()!;
+        // Everything queued so far goes out as one ordered batch: one database round trip for many events.
+        const batch = queue.splice(0, MAX_BATCH);
         try {
-          await this.append(entry);
+          await this.appendBatch(tenant, batch);
         } catch (err) {
-          this.options.onWriteError?.(err, entry);
+          for (const entry of batch) this.options.onWriteError?.(err, entry);
         } finally {
-          this.queued--;
+          this.queued -= batch.length;
         }
       }
       this.queues.delete(tenant);
       this.writers.delete(tenant);
     })();
     this.writers.set(tenant, run);
+  }
+
+  /**
+   * Chain a batch in memory after the tenant's head and insert it in order. If another broker took a sequence
+   * meanwhile, the events before it are stored; re-read the head and re-chain the rest.
+   */
+  private async appendBatch(tenant: string, entries: AuditEntry[]): Promise<void> {
+    let rest = entries;
+    for (let attempt = 0; rest.length && attempt <= this.maxConflicts; attempt++) {
+      let head = await this.head(tenant, attempt > 0);
+      const records = rest.map((entry) => {
+        const record: Omit<AuditRecord, "hash"> = {
+          ...completeEntry(entry),
+          id: randomUUID(),
+          sequence: head.sequence + 1,
+          time: this.now(),
+          previousHash: head.hash,
+        };
+        const full: AuditRecord = { ...record, hash: hashAuditRecord(record) };
+        head = { sequence: full.sequence, hash: full.hash };
+        return full;
+      });
+      const stored = await this.repository.insertMany(records);
+      if (stored > 0) this.heads.set(tenant, { sequence: records[stored - 1].sequence, hash: records[stored - 1].hash });
+      rest = rest.slice(stored);
+    }
+    if (rest.length) throw new CapvaultError("AUDIT_WRITE_FAILED", "lost the race for audit sequence numbers too many times");
   }
 
   private async append(entry: AuditEntry): Promise<AuditRecord> {

@@ -40,6 +40,11 @@ export interface RevocationRepository {
 export interface AuditRepository {
   /** Append at `sequence`; false if the tenant already has an event there (another writer won: read last, retry). */
   insert(event: AuditRecord): Promise<boolean>;
+  /**
+   * Append consecutive events of one tenant in order, stopping at the first whose sequence is taken. Returns how many
+   * were stored (the first `n`); the caller re-reads the head and re-chains the rest.
+   */
+  insertMany(events: AuditRecord[]): Promise<number>;
   /** The tenant's event with the highest sequence. */
   last(tenant: string): Promise<AuditRecord | undefined>;
   /** Events with sequence > afterSequence, in order. */

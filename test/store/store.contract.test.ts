@@ -212,3 +212,20 @@ describe.each(STORE_BACKENDS)("root keys contract: $name", (backend) => {
     expect(two).toEqual({ id: 2, algorithm: "ed25519", publicKeyHex: "pk2", sealedPrivateKey: sealed, createdAt: at(2), retiredAt: at(9) });
   });
 });
+
+describe.each(STORE_BACKENDS)("audit insertMany contract: $name", (backend) => {
+  let sut: StoreUnderTest;
+  afterEach(async () => sut?.dispose());
+  const ev = (sequence: number, id = `e${sequence}`): AuditRecord => ({
+    id, tenant: "acme", sequence, time: t0, action: "proxy", subject: "s", delegationChain: [], connection: "", provider: "",
+    method: "", path: "", decision: "allow", reason: "", detail: "", upstreamStatus: 0, latencyMs: 0, previousHash: "p", hash: "h",
+  });
+
+  it("stores a batch in order and stops at the first taken sequence", async () => {
+    sut = await backend.open();
+    expect(await sut.store.audit.insertMany([ev(1), ev(2), ev(3)])).toBe(3);
+    expect(await sut.store.audit.insertMany([ev(4), ev(5), ev(3, "dup"), ev(6)])).toBe(2);
+    expect((await sut.store.audit.list("acme", 0, 10)).map((e) => e.id)).toEqual(["e1", "e2", "e3", "e4", "e5"]);
+    expect(await sut.store.audit.insertMany([])).toBe(0);
+  });
+});

@@ -100,6 +100,14 @@ class MemoryAudit implements AuditRepository {
     else events.splice(events.findIndex((x) => x.sequence > e.sequence), 0, copy(e));
     return true;
   }
+  async insertMany(events: AuditRecord[]) {
+    let n = 0;
+    for (const e of events) {
+      if (!(await this.insert(e))) break;
+      n++;
+    }
+    return n;
+  }
   async last(tenant: string) {
     const events = this.rows.get(tenant)?.events;
     return events?.length ? copy(events[events.length - 1]) : undefined;

@@ -9,7 +9,7 @@ import type {
   TenantRepository,
 } from "../repositories.js";
 import type { Store } from "../store.js";
-import { COLLECTIONS, insertOnce } from "./collections.js";
+import { COLLECTIONS, DUPLICATE_KEY, insertOnce } from "./collections.js";
 import { ensureDataKeyIndexes, MongoDataKeys } from "./mongodb-data-keys.js";
 import { MongoCredentials } from "./mongodb-credentials.js";
 import { MongoRootKeys } from "./mongodb-root-keys.js";
@@ -98,6 +98,19 @@ class MongoAudit implements AuditRepository {
   constructor(private readonly c: Collection<Doc<AuditRecord, never> & Omit<AuditRecord, never>>) {}
   insert(e: AuditRecord) {
     return insertOnce(this.c, { _id: auditDocumentId(e.tenant, e.sequence), ...e });
+  }
+  async insertMany(events: AuditRecord[]) {
+    if (!events.length) return 0;
+    try {
+      await this.c.insertMany(events.map((e) => ({ _id: auditDocumentId(e.tenant, e.sequence), ...e })) as never, { ordered: true });
+      return events.length;
+    } catch (err) {
+      // Ordered: everything before the first failed write was stored.
+      const first = (err as { writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } }).writeErrors;
+      const failure = Array.isArray(first) ? first[0] : first;
+      if (failure?.code === DUPLICATE_KEY) return failure.index;
+      throw err;
+    }
   }
   async last(tenant: string) {
     const doc = await this.c.find({ tenant }).sort({ sequence: -1 }).limit(1).next();
