@@ -65,7 +65,9 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
 
     proxyStream: (call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>) => {
       const ctx = callContext(call);
-      proxyStream(deps, call, ctx).catch((err) => failStream(call, err));
+      proxyStream(deps, call, ctx)
+        .catch((err) => failStream(call, err))
+        .finally(() => ctx.finished());
     },
   };
 }

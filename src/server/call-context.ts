@@ -23,6 +23,8 @@ export interface CallContext {
   peer: string;
   /** The bearer token from `authorization: Bearer <token>`, if any. Never log it. */
   bearerToken(): string | undefined;
+  /** Release the deadline timer once the handler has answered (otherwise it lives until the deadline). */
+  finished(): void;
 }
 
 /** Build the context of a server call. */
@@ -42,6 +44,9 @@ export function callContext(call: ServerCall): CallContext {
     signal: controller.signal,
     deadline,
     peer: call.getPeer(),
+    finished() {
+      clearTimeout(timer);
+    },
     bearerToken() {
       const values = call.metadata.get("authorization");
       if (values.length !== 1 || typeof values[0] !== "string") return undefined;

@@ -49,7 +49,8 @@ export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallCont
       .then(
         (res) => callback(null, res),
         (err) => callback(fail(method, err) as never),
-      );
+      )
+      .finally(() => ctx.finished());
   };
 }
 
@@ -73,7 +74,8 @@ export function serverStream<Req, Res>(
         (err) => {
           if (!call.destroyed && !call.writableEnded) call.emit("error", Object.assign(new Error(), fail(method, err)));
         },
-      );
+      )
+      .finally(() => ctx.finished());
   };
 }
 
