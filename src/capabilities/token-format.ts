@@ -98,8 +98,8 @@ const BINARY: BinaryKind[] = [
 ];
 const MAX_DEPTH = 32;
 
-/** Iterate over the fields of one message, handing each field's reader position to `onField`. */
-function readMessage(bytes: Uint8Array, onField: (field: number, wire: WireType, r: BinaryReader) => void): void {
+/** Iterate over the fields of one protobuf message, handing each field's reader position to `onField`. */
+export function readMessage(bytes: Uint8Array, onField: (field: number, wire: WireType, r: BinaryReader) => void): void {
   const r = new BinaryReader(bytes);
   try {
     while (r.pos < r.len) {
@@ -114,7 +114,8 @@ function readMessage(bytes: Uint8Array, onField: (field: number, wire: WireType,
   }
 }
 
-function expectWire(actual: WireType, expected: WireType): void {
+/** Refuse a field whose wire type is not the schema's. */
+export function expectWire(actual: WireType, expected: WireType): void {
   if (actual !== expected) throw new TokenFormatError("unexpected wire type");
 }
 

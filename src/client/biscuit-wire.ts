@@ -1,6 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, sign } from "node:crypto";
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { TokenFormatError } from "../capabilities/token-format.js";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { expectWire as expect, readMessage as fields, TokenFormatError } from "../capabilities/token-format.js";
 
 /**
  * The outer layer of a Biscuit token (biscuit schema.proto) as raw parts, and the one operation offline attenuation
@@ -39,25 +39,6 @@ export interface TokenParts {
 
 const ED25519 = 0;
 const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
-
-function fields(bytes: Uint8Array, onField: (field: number, wire: WireType, r: BinaryReader) => void): void {
-  const r = new BinaryReader(bytes);
-  try {
-    while (r.pos < r.len) {
-      const [field, wire] = r.tag();
-      const before = r.pos;
-      onField(field, wire, r);
-      if (r.pos === before) r.skip(wire, field);
-    }
-  } catch (err) {
-    if (err instanceof TokenFormatError) throw err;
-    throw new TokenFormatError(`invalid protobuf: ${(err as Error).message}`);
-  }
-}
-
-function expect(wire: WireType, expected: WireType): void {
-  if (wire !== expected) throw new TokenFormatError("unexpected wire type");
-}
 
 function readSignedBlock(bytes: Uint8Array): SignedBlockParts {
   const out: Partial<SignedBlockParts> = {};
