@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertAllowed } from "../../src/capabilities/authorize.js";
 import { canonicalPath } from "../../src/capabilities/canonical-path.js";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
-import { expectReason, githubRequest, harness } from "./fixtures.js";
+import { expectReason, githubRequest, harness, mintAcmeToken } from "./fixtures.js";
 
 const h = harness();
 const NOW = new Date("2030-01-15T12:00:00Z");
@@ -13,16 +13,7 @@ let narrowed: string; // + block 1: /repos/acme/widgets/
 let token: string; // + block 2: 5 minutes
 
 beforeAll(async () => {
-  root = (
-    await h.caps.mint({
-      rootKey: h.rootKey,
-      tenant: "acme",
-      subject: "agent-7",
-      grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
-      ttlSeconds: 3600,
-      now: NOW,
-    })
-  ).token;
+  root = await mintAcmeToken(h, NOW);
   narrowed = (await h.caps.attenuate(root, { pathPrefix: "/repos/acme/widgets/" }, h.publicKeys, NOW)).token;
   token = (await h.caps.attenuate(narrowed, { ttlSeconds: 300 }, h.publicKeys, NOW)).token;
 });

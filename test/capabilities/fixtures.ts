@@ -18,6 +18,19 @@ export function harness(options: CapabilitiesOptions = {}): Harness {
   return { caps: new Capabilities({ workers: 1, ...options }), rootKey, publicKeys: [toPublicKey(rootKey)] };
 }
 
+/** The token most tests start from: agent-7 of acme may GET under /repos/acme/ on conn-github-1 for an hour. */
+export async function mintAcmeToken(h: Harness, now: Date): Promise<string> {
+  const minted = await h.caps.mint({
+    rootKey: h.rootKey,
+    tenant: "acme",
+    subject: "agent-7",
+    grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
+    ttlSeconds: 3600,
+    now,
+  });
+  return minted.token;
+}
+
 /** A GitHub proxy request for the acme tenant. */
 export function githubRequest(overrides: Partial<AccessRequest> = {}): AccessRequest {
   return {

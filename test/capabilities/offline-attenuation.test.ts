@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBiscuit, type BiscuitBinding } from "../../src/capabilities/worker/wasm-loader.js";
-import { githubRequest, harness } from "./fixtures.js";
+import { githubRequest, harness, mintAcmeToken } from "./fixtures.js";
 
 /**
  * An agent holding a token narrows it itself, offline, with the Biscuit library (not capvault's API); the broker
@@ -13,16 +13,7 @@ let token: string;
 
 beforeAll(async () => {
   B = (await loadBiscuit()).binding;
-  token = (
-    await h.caps.mint({
-      rootKey: h.rootKey,
-      tenant: "acme",
-      subject: "agent-7",
-      grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
-      ttlSeconds: 3600,
-      now: NOW,
-    })
-  ).token;
+  token = await mintAcmeToken(h, NOW);
 });
 afterAll(() => h.caps.close());
 

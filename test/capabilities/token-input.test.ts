@@ -3,7 +3,7 @@ import { REASONS } from "../../src/errors/reasons.js";
 import { status } from "@grpc/grpc-js";
 import { generateRootKey, toPublicKey } from "../../src/capabilities/root-keys.js";
 import { encodeToken } from "../../src/capabilities/token-input.js";
-import { expectReason, githubRequest, harness } from "./fixtures.js";
+import { expectReason, githubRequest, harness, mintAcmeToken } from "./fixtures.js";
 
 /** Malformed, truncated, tampered, wrong-key, oversized and too-deep tokens: stable reasons, and the pool lives on. */
 const h = harness({ limits: { maxBlocks: 4, maxTokenBytes: 4096 } });
@@ -14,16 +14,7 @@ const authorize = (t: string) => h.caps.authorize(t, githubRequest(), { publicKe
 const bytesOf = (t: string) => new Uint8Array(Buffer.from(t, "base64url"));
 
 beforeAll(async () => {
-  token = (
-    await h.caps.mint({
-      rootKey: h.rootKey,
-      tenant: "acme",
-      subject: "agent-7",
-      grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
-      ttlSeconds: 3600,
-      now: NOW,
-    })
-  ).token;
+  token = await mintAcmeToken(h, NOW);
 });
 afterAll(() => h.caps.close());
 
