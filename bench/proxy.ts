@@ -20,8 +20,10 @@
  * Flags: --quick (3 rounds of fewer calls, 20k RSS calls: a smoke run of ~1-2 min), --rounds N, --calls1 N,
  * --calls64 N, --calls64-first-seen N (default calls64/3), --rss-calls N, --rss-max-seconds N (default 240: the RSS
  * phase stops there and says so), --store memory|ferretdb (the broker's store: dev's in-memory store by default;
- * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --cpu-prof DIR (profile
- * the broker process with node --cpu-prof; written when it exits), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
+ * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --rss-store memory|ferretdb
+ * (the RSS phase's broker; ferretdb by default, a second `capvault dev` started after the timed rounds, because the
+ * in-memory store keeps every audit event), --cpu-prof DIR (profile
+ * the broker and relay processes with node --cpu-prof; written when they exit), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
  * dist/, e.g. a private `tsc -p tsconfig.build.json --outDir .cache/bench-dist` while others rebuild dist/).
  */
 import { randomBytes } from "node:crypto";
@@ -62,9 +64,13 @@ const RSS_FIRST = Math.min(10_000, RSS_CALLS);
 const RSS_MAX_SECONDS = num("--rss-max-seconds", QUICK ? 120 : 240);
 const SKIP_RSS = flag("--skip-rss");
 const STORE = value("--store") ?? "memory";
+// The in-memory dev store keeps every audit event (by design: it is the whole trail), so RSS flatness is measured
+// against a broker with a database, as deployed: by default a second `capvault dev` against FerretDB.
+const RSS_STORE = value("--rss-store") ?? "ferretdb";
 const CPU_PROF = value("--cpu-prof");
 const DIST = resolve(REPO_ROOT, value("--dist") ?? "dist");
 if (STORE !== "memory" && STORE !== "ferretdb") throw new Error("--store must be memory or ferretdb");
+if (RSS_STORE !== "memory" && RSS_STORE !== "ferretdb") throw new Error("--rss-store must be memory or ferretdb");
 const WARMUP_1 = Math.ceil(CALLS_1 / 3);
 const WARMUP_64 = Math.ceil(CALLS_64 / 3);
 // (d) needs a minted token per call, and minting through the broker is slow: fewer (d) calls at concurrency 64.
@@ -144,45 +150,57 @@ async function main(): Promise<void> {
     const origin = `https://localhost:${peers.ready.upstreamPort}`;
     const providersDir = await writeCatalog(dir, peers.ready, ca);
 
-    const env: NodeJS.ProcessEnv = {
+    const baseEnv: NodeJS.ProcessEnv = {
       CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: "true",
       CAPVAULT_LOG_LEVEL: "warn",
       [CLIENT_ID_ENV]: peers.ready.clientId,
       [CLIENT_SECRET_ENV]: peers.ready.clientSecret,
     };
-    let storeLabel = "in-memory (capvault dev)";
-    if (STORE === "ferretdb") {
-      const { startTestDatabase } = await import("../test/support/test-database-server.js");
-      log("starting FerretDB (building it from test/ferretdb if needed)");
-      const db = await startTestDatabase();
-      cleanups.push(() => db.stop());
-      env.CAPVAULT_MONGODB_URI = db.uri;
-      env.CAPVAULT_MONGODB_DATABASE = `bench_${randomBytes(4).toString("hex")}`;
-      storeLabel = `${db.description} (capvault dev with CAPVAULT_MONGODB_URI)`;
-    }
+    let database: { uri: string; description: string } | undefined;
+    const storeEnv = async (store: string): Promise<{ env: NodeJS.ProcessEnv; label: string }> => {
+      if (store === "memory") return { env: baseEnv, label: "in-memory (capvault dev)" };
+      if (!database) {
+        const { startTestDatabase } = await import("../test/support/test-database-server.js");
+        log("starting FerretDB (building it from test/ferretdb if needed)");
+        const db = await startTestDatabase();
+        cleanups.push(() => db.stop());
+        database = db;
+      }
+      return {
+        env: { ...baseEnv, CAPVAULT_MONGODB_URI: database.uri, CAPVAULT_MONGODB_DATABASE: `bench_${randomBytes(4).toString("hex")}` },
+        label: `${database.description} (capvault dev with CAPVAULT_MONGODB_URI)`,
+      };
+    };
     const nodeArgs = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [];
     const cli = join(DIST, "cli", "main.js");
-    log(`starting the broker: node ${[...nodeArgs, relative(REPO_ROOT, cli)].join(" ")} dev`);
-    const broker = await startBrokerProcess(
-      ["--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir],
-      env,
-      nodeArgs,
-      cli,
-    );
-    children.push(broker);
+    /** A `capvault dev` broker on `store`, with the account connected and a warm 3-block token. */
+    const startCapvault = async (store: string) => {
+      const { env, label } = await storeEnv(store);
+      log(`starting the broker (${label}): node ${[...nodeArgs, relative(REPO_ROOT, cli)].join(" ")} dev`);
+      const broker = await startBrokerProcess(
+        ["--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir],
+        env,
+        nodeArgs,
+        cli,
+      );
+      children.push(broker);
+      const operator = new Operator(broker.address, broker.operatorToken);
+      log("connecting the account through the OAuth authorization-code flow");
+      const connection = await operator.connectAccount(callbackPrefix);
+      let warm = await operator.mint(connection, "agent-warm");
+      warm = await operator.attenuate(warm, BLOCK_2);
+      warm = await operator.attenuate(warm, BLOCK_3);
+      return { broker, operator, connection, warm, label };
+    };
+    const capvault = await startCapvault(STORE);
+    const { broker, operator, connection, warm } = capvault;
+    const storeLabel = capvault.label;
 
     log("starting the floor relay process");
-    const relay = await startHelper<{ address: string }>("bench/support/floor-relay.ts", [origin, join(dir, "ca.pem")]);
+    const relay = await startHelper<{ address: string }>("bench/support/floor-relay.ts", [origin, join(dir, "ca.pem")], nodeArgs);
     children.push(relay);
 
-    // ---- the account, the capabilities ----
-    const operator = new Operator(broker.address, broker.operatorToken);
-    log("connecting the account through the OAuth authorization-code flow");
-    const connection = await operator.connectAccount(callbackPrefix);
-    let warm = await operator.mint(connection, "agent-warm");
-    warm = await operator.attenuate(warm, BLOCK_2);
-    warm = await operator.attenuate(warm, BLOCK_3);
-
+    // ---- the capabilities ----
     const dNeeded = ORDER.includes("d") ? WARMUP_1 + Math.ceil(CALLS_64_D / 3) + ROUNDS * (CALLS_1 + CALLS_64_D) : 0;
     log(`pre-generating ${dNeeded} distinct 3-block capabilities (Mint RPC + 2 offline attenuations each)`);
     const tg0 = performance.now();
@@ -224,8 +242,7 @@ async function main(): Promise<void> {
      * from the call until the start of the first idle window (0 when already idle), so that deferred work can be
      * charged to the segment that caused it.
      */
-    const quiesce = async (): Promise<number> => {
-      const pids = [broker.pid, relay.pid];
+    const quiesce = async (pids = [broker.pid, relay.pid]): Promise<number> => {
       const t = performance.now();
       for (;;) {
         const w0 = performance.now();
@@ -353,28 +370,45 @@ async function main(): Promise<void> {
 
     // ---- RSS flatness ----
     if (!SKIP_RSS) {
-      log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token), at most ${RSS_MAX_SECONDS} s`);
-      const before = rssOf(broker.pid);
+      let rssBroker = broker;
+      let rssCall = calls.c;
+      let rssLabel = storeLabel;
+      if (RSS_STORE !== STORE) {
+        // Same ports and callback: the first broker goes away before the second starts.
+        const code = await broker.stop();
+        if (code !== 0) log(`broker exited with ${code}; its last stderr:\n${broker.stderr().slice(-4000)}`);
+        const second = await startCapvault(RSS_STORE);
+        second.operator.close();
+        const client = new ProxyServiceClient(second.broker.address, credentials.createInsecure());
+        cleanups.push(async () => client.close());
+        rssBroker = second.broker;
+        rssCall = () => grpcProxyCall(client, second.connection, second.warm);
+        rssLabel = second.label;
+        await rssCall(); // the warm token is used once before measuring, as in (c)
+      }
+      log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token, store: ${rssLabel}), at most ${RSS_MAX_SECONDS} s`);
+      const before = rssOf(rssBroker.pid);
       let first = 0;
       let mark = performance.now();
       const s = await drive(
-        () => calls.c(),
+        rssCall,
         RSS_CALLS,
         64,
         (done) => {
-          if (done === RSS_FIRST) first = rssOf(broker.pid);
+          if (done === RSS_FIRST) first = rssOf(rssBroker.pid);
           if (done % 10_000 === 0) {
-            log(`  ${done} / ${RSS_CALLS}: RSS ${mib(rssOf(broker.pid))}, ${Math.round(10_000 / ((performance.now() - mark) / 1000))} calls/s`);
+            log(`  ${done} / ${RSS_CALLS}: RSS ${mib(rssOf(rssBroker.pid))}, ${Math.round(10_000 / ((performance.now() - mark) / 1000))} calls/s`);
             mark = performance.now();
           }
         },
         RSS_MAX_SECONDS,
       );
-      const last = rssOf(broker.pid);
-      const drain = await quiesce();
-      const settled = rssOf(broker.pid);
+      const last = rssOf(rssBroker.pid);
+      const drain = await quiesce([rssBroker.pid]);
+      const settled = rssOf(rssBroker.pid);
       const done = s.calls;
       p();
+      p(`RSS phase store: ${rssLabel}`);
       p(`broker RSS before the RSS phase:   ${mib(before)}`);
       if (done >= RSS_FIRST) {
         const r = last / first;
@@ -394,9 +428,11 @@ async function main(): Promise<void> {
     p(`total ${((performance.now() - t0) / 1000).toFixed(0)} s; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at end`);
     console.log(out.splice(0).join("\n"));
 
-    const code = await broker.stop();
-    if (code !== 0) log(`broker exited with ${code}; its last stderr:\n${broker.stderr().slice(-4000)}`);
-    else if (broker.stderr().trim()) log(`broker stderr:\n${broker.stderr().slice(-4000)}`);
+    for (const b of children.filter((c): c is typeof broker => "operatorToken" in c)) {
+      const code = await b.stop();
+      if (code !== 0) log(`broker exited with ${code}; its last stderr:\n${b.stderr().slice(-4000)}`);
+      else if (b.stderr().trim()) log(`broker stderr:\n${b.stderr().slice(-4000)}`);
+    }
   } finally {
     await stopAll();
   }

@@ -28,8 +28,8 @@ function wrap(child: ChildProcess): Child {
 }
 
 /** Start a TypeScript helper (through tsx) with an IPC channel and wait for its first message. */
-export async function startHelper<T>(script: string, args: string[]): Promise<Child & { ready: T }> {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+export async function startHelper<T>(script: string, args: string[], nodeArgs: string[] = []): Promise<Child & { ready: T }> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", script, ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

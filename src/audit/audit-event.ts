@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { AuditRecord } from "../store/records.js";
 
 /** What a caller reports; the audit log adds id, sequence, time and the chain hashes. */
@@ -47,12 +47,12 @@ const HASHED_FIELDS = [
 ] as const;
 
 /** SHA-256 over the canonical JSON of the event's hashed fields (the hash field itself excluded). */
-export function hashAuditRecord(event: Omit<AuditRecord, "hash">): string {
+export function hashAuditRecord(event: Omit<AuditRecord, "hash"> | AuditRecord): string {
   const canonical = HASHED_FIELDS.map((field) => {
     const value = event[field];
     return value instanceof Date ? value.toISOString() : value;
   });
-  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+  return hash("sha256", JSON.stringify(canonical), "hex");
 }
 
 /** Fill an entry's optional fields so every stored event has the same shape. */

@@ -72,6 +72,9 @@ export class AuditLog {
 
   private startWriter(tenant: string): void {
     const run = (async () => {
+      // Start after the current turn of the event loop: the caller's response goes out before the chaining work, and
+      // every event recorded meanwhile joins the first batch.
+      await new Promise((resolve) => setImmediate(resolve));
       const queue = this.queues.get(tenant)!;
       while (queue.length) {
         // Everything queued so far goes out as one ordered batch: one database round trip for many events.
@@ -98,17 +101,16 @@ export class AuditLog {
     let rest = entries;
     for (let attempt = 0; rest.length && attempt <= this.maxConflicts; attempt++) {
       let head = await this.head(tenant, attempt > 0);
+      const time = this.now();
       const records = rest.map((entry) => {
-        const record: Omit<AuditRecord, "hash"> = {
-          ...completeEntry(entry),
-          id: randomUUID(),
-          sequence: head.sequence + 1,
-          time: this.now(),
-          previousHash: head.hash,
-        };
-        const full: AuditRecord = { ...record, hash: hashAuditRecord(record) };
-        head = { sequence: full.sequence, hash: full.hash };
-        return full;
+        const record = completeEntry(entry) as AuditRecord;
+        record.id = randomUUID();
+        record.sequence = head.sequence + 1;
+        record.time = time;
+        record.previousHash = head.hash;
+        record.hash = hashAuditRecord(record);
+        head = { sequence: record.sequence, hash: record.hash };
+        return record;
       });
       const stored = await this.repository.insertMany(records);
       if (stored > 0) this.heads.set(tenant, { sequence: records[stored - 1].sequence, hash: records[stored - 1].hash });

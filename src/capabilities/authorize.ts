@@ -1,12 +1,15 @@
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { Reason } from "../errors/reasons.js";
 import { authorizerLayout, denialsOf, isAllowed, primaryReason, type Denial } from "./denials.js";
+import type { DecisionCache } from "./decision-cache.js";
+import type { DatalogSnippet } from "./datalog-values.js";
 import type { CapabilityLimits } from "./limits.js";
 import type { PolicySet } from "./policies.js";
 import type { RevocationSet } from "./revocation-set.js";
 import type { RootPublicKey } from "./root-keys.js";
-import { prepareToken } from "./token-input.js";
-import { compileRequest } from "./request-facts.js";
+import type { AuthorizeJobResult, PolicySetWire } from "./protocol.js";
+import { prepareToken, type PreparedToken } from "./token-input.js";
+import { compileRequest, type CompiledRequest } from "./request-facts.js";
 import type { AccessRequest } from "./vocabulary.js";
 import type { WorkerPool } from "./worker-pool.js";
 
@@ -49,24 +52,56 @@ export async function authorize(
   token: string,
   request: AccessRequest,
   options: AuthorizeOptions,
+  decisions?: DecisionCache,
 ): Promise<AuthorizeOutput> {
   const prepared = prepareToken(token, options.publicKeys, limits);
-  const compiled = compileRequest(request, options.now ?? new Date(), limits);
+  const now = options.now ?? new Date();
+  const compiled = compileRequest(request, now, limits);
   // Organisation policies describe what agents may do with connections: they apply to grant operations (proxy and
   // its dry run). Operator operations are decided by the operator token alone.
   const policies = compiled.allow === "grant" ? options.policies : undefined;
-  const result = await pool.run(
-    {
-      kind: "authorize",
-      token: prepared.bytes,
-      key: prepared.key,
-      maxBlocks: limits.maxBlocks,
-      ...(policies ? { policies: { id: policies.id, statements: policies.statements } } : {}),
-      request: compiled.snippet,
-      limits: limits.run,
-    },
-    prepared.affinity,
-  );
+  const second = Math.floor(now.getTime() / 1000);
+  const run = () =>
+    pool.run(
+      {
+        kind: "authorize",
+        token: prepared.bytes,
+        key: prepared.key,
+        maxBlocks: limits.maxBlocks,
+        ...(policies ? { policies: { id: policies.id, statements: policies.statements } } : {}),
+        request: compiled.snippet,
+        limits: limits.run,
+      },
+      prepared.affinity,
+    );
+  const result = await (decisions ? decisions.through(second, decisionKey(prepared, limits, policies, compiled.snippet), run) : run());
+  return decisionOf(result, compiled, policies, options);
+}
+
+/** Everything the worker's authorizer reads, as one string (see decision-cache.ts for why this key is exact). */
+function decisionKey(prepared: PreparedToken, limits: CapabilityLimits, policies: PolicySetWire | undefined, snippet: DatalogSnippet): string {
+  const run = limits.run;
+  const params = paramsJson(snippet.params);
+  return [prepared.digest, prepared.key.id, prepared.key.publicKeyHex, limits.maxBlocks, policies?.id ?? "",
+    run.maxFacts, run.maxIterations, run.maxTimeMicros, snippet.code, params].join("\u0000");
+}
+
+/** JSON of the parameters; a bigint (which JSON.stringify refuses) is written as an object no parameter can be. */
+function paramsJson(params: DatalogSnippet["params"]): string {
+  try {
+    return JSON.stringify(params);
+  } catch {
+    return JSON.stringify(params, (_, v: unknown) => (typeof v === "bigint" ? { bigint: v.toString() } : v));
+  }
+}
+
+/** The worker's result as a decision: revocation checked against the live set, refusals explained. */
+function decisionOf(
+  result: AuthorizeJobResult,
+  compiled: CompiledRequest,
+  policies: PolicySet | undefined,
+  options: AuthorizeOptions,
+): AuthorizeOutput {
   if (options.revocations?.isRevoked(result.revocationIds)) throw new CapvaultError("CAPABILITY_REVOKED");
   const layout = authorizerLayout(policies?.statements ?? [], compiled.allow);
   const allowed = isAllowed(result.outcome, layout);
@@ -76,7 +111,7 @@ export async function authorize(
     allowed,
     ...(reason ? { reason } : {}),
     denials,
-    revocationIds: result.revocationIds,
+    revocationIds: [...result.revocationIds],
     tenant: result.identity.tenant,
     subject: result.identity.subject,
     operator: result.identity.operator,

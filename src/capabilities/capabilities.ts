@@ -1,4 +1,5 @@
 import { attenuate, type AttenuateOutput } from "./attenuate.js";
+import { DecisionCache } from "./decision-cache.js";
 import { authorize, type AuthorizeOptions, type AuthorizeOutput } from "./authorize.js";
 import { inspect, type InspectOutput } from "./inspect.js";
 import { resolveLimits, type CapabilityLimits, type RunLimits } from "./limits.js";
@@ -12,6 +13,8 @@ import { WorkerPool, type PoolStats, type WorkerPoolOptions } from "./worker-poo
 /** Options: the worker pool's, plus capability limits. */
 export interface CapabilitiesOptions extends WorkerPoolOptions {
   limits?: Partial<Omit<CapabilityLimits, "run">> & { run?: Partial<RunLimits> };
+  /** Most authorizer results kept for the current second (decision-cache.ts; default 4096, 0 turns it off). */
+  decisionCacheSize?: number;
 }
 
 /**
@@ -21,11 +24,13 @@ export interface CapabilitiesOptions extends WorkerPoolOptions {
 export class Capabilities {
   readonly limits: CapabilityLimits;
   readonly pool: WorkerPool;
+  readonly decisions: DecisionCache;
 
   constructor(options: CapabilitiesOptions = {}) {
-    const { limits, ...poolOptions } = options;
+    const { limits, decisionCacheSize, ...poolOptions } = options;
     this.limits = resolveLimits(limits);
     this.pool = new WorkerPool(poolOptions);
+    this.decisions = new DecisionCache(decisionCacheSize ?? 4096);
   }
 
   /** Mint a token (see mint.ts). */
@@ -45,7 +50,7 @@ export class Capabilities {
 
   /** Authorize a request (see authorize.ts). */
   authorize(token: string, request: AccessRequest, options: AuthorizeOptions): Promise<AuthorizeOutput> {
-    return authorize(this.pool, this.limits, token, request, options);
+    return authorize(this.pool, this.limits, token, request, options, this.decisions);
   }
 
   /** Read and validate a directory of organisation policies. */

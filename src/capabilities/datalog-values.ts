@@ -62,11 +62,16 @@ export function integerParam(value: unknown, what: string): number | bigint {
   throw invalid("INVALID_REQUEST", what, "must be an integer within 64 bits");
 }
 
+/** The last date written (requests arrive many per second, all with the same `time`). */
+let lastDate = { second: NaN, iso: "" };
+
 /** A date parameter, truncated to whole seconds (Biscuit dates are seconds since the epoch). */
 export function dateParam(value: Date, what: string): { date: string } {
   const ms = value instanceof Date ? value.getTime() : NaN;
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_DATE_MS) throw invalid("INVALID_REQUEST", what, "must be a valid date");
-  return { date: new Date(Math.floor(ms / 1000) * 1000).toISOString() };
+  const second = Math.floor(ms / 1000);
+  if (second !== lastDate.second) lastDate = { second, iso: new Date(second * 1000).toISOString() };
+  return { date: lastDate.iso };
 }
 
 /**

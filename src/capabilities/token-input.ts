@@ -10,11 +10,30 @@ export interface PreparedToken {
   bytes: Uint8Array;
   key: VerifyKey;
   blocks: number;
+  /** SHA-256 of the bytes, hex (identifies the token in caches). */
+  digest: string;
   /** Routing hint so the same token goes to the same worker (parse cache). */
   affinity: number;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+
+/** What a token string decodes to, independent of keys and limits. */
+interface DecodedInput {
+  bytes: Uint8Array;
+  rootKeyId: number | undefined;
+  blocks: number;
+  digest: string;
+  affinity: number;
+}
+
+/**
+ * Recently decoded token strings (agents send the same capability on every call): decoding is a pure function of the
+ * string, so the memo only saves the base64, protobuf and SHA-256 work. Keys, revocation and limits are still checked
+ * on every call. Bounded; oldest first out.
+ */
+const decoded = new Map<string, DecodedInput>();
+const DECODED_CAPACITY = 256;
 
 /**
  * Everything that can be refused without wasm, in order: missing, too large (before decoding), not base64url,
@@ -24,6 +43,20 @@ const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 export function prepareToken(token: unknown, publicKeys: readonly RootPublicKey[], limits: CapabilityLimits): PreparedToken {
   if (typeof token !== "string" || token.length === 0) throw new CapvaultError("CAPABILITY_MISSING");
   if (token.length > Math.ceil(limits.maxTokenBytes / 3) * 4 + 2) throw new CapvaultError("CAPABILITY_TOO_LARGE");
+  const input = decoded.get(token) ?? decode(token, limits);
+  if (input.bytes.length > limits.maxTokenBytes) throw new CapvaultError("CAPABILITY_TOO_LARGE");
+  if (input.blocks > limits.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
+  const key = verificationKey(publicKeys, input.rootKeyId);
+  return {
+    bytes: input.bytes,
+    key: { id: key.id, publicKeyHex: key.publicKeyHex.toLowerCase() },
+    blocks: input.blocks,
+    digest: input.digest,
+    affinity: input.affinity,
+  };
+}
+
+function decode(token: string, limits: CapabilityLimits): DecodedInput {
   if (!BASE64URL.test(token)) throw new CapvaultError("CAPABILITY_MALFORMED");
   const bytes = new Uint8Array(Buffer.from(token, "base64url"));
   if (bytes.length > limits.maxTokenBytes) throw new CapvaultError("CAPABILITY_TOO_LARGE");
@@ -34,10 +67,17 @@ export function prepareToken(token: unknown, publicKeys: readonly RootPublicKey[
     if (err instanceof TokenFormatError) throw new CapvaultError("CAPABILITY_MALFORMED", undefined, { cause: err });
     throw err;
   }
-  if (envelope.blocks.length > limits.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
-  const key = verificationKey(publicKeys, envelope.rootKeyId);
-  const affinity = createHash("sha256").update(bytes).digest().readUInt32BE(0);
-  return { bytes, key: { id: key.id, publicKeyHex: key.publicKeyHex.toLowerCase() }, blocks: envelope.blocks.length, affinity };
+  const digest = createHash("sha256").update(bytes).digest();
+  const input = {
+    bytes,
+    rootKeyId: envelope.rootKeyId,
+    blocks: envelope.blocks.length,
+    digest: digest.toString("hex"),
+    affinity: digest.readUInt32BE(0),
+  };
+  decoded.set(token, input);
+  if (decoded.size > DECODED_CAPACITY) decoded.delete(decoded.keys().next().value!);
+  return input;
 }
 
 /** Serialize token bytes as Biscuit does: base64url with padding. */

@@ -23,12 +23,7 @@ export interface UpstreamUrl {
  * Any failure is UPSTREAM_HOST_FORBIDDEN (fails closed on anything unparseable).
  */
 export function buildUpstreamUrl(target: UpstreamTarget, request: Pick<CanonicalRequest, "path" | "queryString">): UpstreamUrl {
-  let base: URL;
-  try {
-    base = new URL(target.baseUrl);
-  } catch {
-    throw forbidden("the provider's base URL does not parse");
-  }
+  const base = parsedBaseUrl(target.baseUrl);
   const prefix = base.pathname.replace(/\/+$/, "");
   const pathAndQuery = prefix + request.path + (request.queryString === "" ? "" : "?" + request.queryString);
 
@@ -50,6 +45,22 @@ export function buildUpstreamUrl(target: UpstreamTarget, request: Pick<Canonical
     throw forbidden("the upstream URL does not keep the canonical path");
   }
   return Object.freeze({ origin: url.origin, hostname, pathAndQuery, href: url.href });
+}
+
+/** Base URLs parsed once each (a handful per catalog); URL objects are not frozen, so this module never mutates them. */
+const parsedBases = new Map<string, URL>();
+
+function parsedBaseUrl(baseUrl: string): URL {
+  let base = parsedBases.get(baseUrl);
+  if (base) return base;
+  try {
+    base = new URL(baseUrl);
+  } catch {
+    throw forbidden("the provider's base URL does not parse");
+  }
+  if (parsedBases.size >= 256) parsedBases.clear();
+  parsedBases.set(baseUrl, base);
+  return base;
 }
 
 /** The host as written in the URL string, before WHATWG normalisation (which turns `0x7f.1` into `127.0.0.1`). */

@@ -140,6 +140,8 @@ export function createFencedDispatcher(options: FencedDispatcherOptions = {}): A
 export class UpstreamDispatchers {
   readonly #options: Omit<FencedDispatcherOptions, "ca" | "allowPrivateAddresses">;
   readonly #agents = new Map<string, Agent>();
+  /** Targets are immutable catalog entries: each one's dispatcher is looked up once. */
+  #byTarget = new WeakMap<UpstreamTarget, Agent>();
 
   constructor(options: Omit<FencedDispatcherOptions, "ca" | "allowPrivateAddresses"> = {}) {
     this.#options = options;
@@ -147,6 +149,8 @@ export class UpstreamDispatchers {
 
   /** The dispatcher for `target` (created on first use). */
   for(target: UpstreamTarget): Dispatcher {
+    const known = this.#byTarget.get(target);
+    if (known) return known;
     const ca = target.ca === undefined ? "" : createHash("sha256").update(target.ca).digest("hex");
     const key = `${target.allowPrivateAddresses === true ? "private" : "public"}|${ca}`;
     let agent = this.#agents.get(key);
@@ -154,6 +158,7 @@ export class UpstreamDispatchers {
       agent = createFencedDispatcher({ ...this.#options, ca: target.ca, allowPrivateAddresses: target.allowPrivateAddresses === true });
       this.#agents.set(key, agent);
     }
+    this.#byTarget.set(target, agent);
     return agent;
   }
 
@@ -161,6 +166,7 @@ export class UpstreamDispatchers {
   async close(): Promise<void> {
     const agents = [...this.#agents.values()];
     this.#agents.clear();
+    this.#byTarget = new WeakMap();
     await Promise.all(agents.map((a) => a.close()));
   }
 }

@@ -6,7 +6,7 @@ import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { Header, HttpRequest } from "../gen/capvault/v1/common.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
-import { buildUpstreamUrl } from "./build-upstream-url.js";
+import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
 import type { ConnectionDirectory, ConnectionRoute } from "./connection-directory.js";
 import type { UpstreamDispatchers } from "./fenced-dispatcher.js";
@@ -36,9 +36,17 @@ export function canonicalize(deps: ProxyDependencies, request: HttpRequest | und
   return canonicalizeRequest(request, deps.canonicalLimits);
 }
 
-/** The ambient facts of one request, exactly one of each. */
-export function accessRequestOf(request: CanonicalRequest, route: ConnectionRoute, operation = "proxy"): AccessRequest {
-  const host = buildUpstreamUrl(route.target, { path: request.path, queryString: request.queryString }).hostname;
+/**
+ * The ambient facts of one request, exactly one of each. `url` is the upstream URL built (and fenced) from the same
+ * canonical request; Proxy builds it once and sends exactly there.
+ */
+export function accessRequestOf(
+  request: CanonicalRequest,
+  route: ConnectionRoute,
+  url: UpstreamUrl = buildUpstreamUrl(route.target, request),
+  operation = "proxy",
+): AccessRequest {
+  const host = url.hostname;
   return {
     operation,
     tenant: route.tenant,
@@ -56,8 +64,8 @@ export function accessRequestOf(request: CanonicalRequest, route: ConnectionRout
  * Step: does the capability allow this request? The decision is kept in `facts` (so a refusal is audited with who
  * was refused and their delegation chain), then a refusal throws its reason, naming the failing check or policy.
  */
-export async function authorizeRequest(deps: ProxyDependencies, token: string, facts: ProxyAuditFacts): Promise<AuthorizeOutput> {
-  facts.decision = await deps.authority.decide(token, accessRequestOf(facts.request!, facts.route!));
+export async function authorizeRequest(deps: ProxyDependencies, token: string, facts: ProxyAuditFacts, url: UpstreamUrl): Promise<AuthorizeOutput> {
+  facts.decision = await deps.authority.decide(token, accessRequestOf(facts.request!, facts.route!, url));
   assertAllowed(facts.decision);
   return facts.decision;
 }

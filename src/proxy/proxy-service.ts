@@ -13,6 +13,7 @@ import type { ResolvedAccessToken } from "../oauth/refresher.js";
 import { callContext, type CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
 import { MalformedMessage } from "../server/service-definitions.js";
+import { buildUpstreamUrl } from "./build-upstream-url.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import {
@@ -41,11 +42,13 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
         const token = bearerCapability(ctx);
         facts.request = canonicalize(deps, message.request);
         facts.route = await deps.connections.route(facts.request.connection);
-        facts.decision = await authorizeRequest(deps, token, facts);
+        const url = buildUpstreamUrl(facts.route.target, facts.request);
+        facts.decision = await authorizeRequest(deps, token, facts, url);
         const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
         const response = await forwardWithRefresh({
           target: facts.route.target,
           request: facts.request,
+          url,
           dispatcher: deps.dispatchers.for(facts.route.target),
           signal: ctx.signal,
           deadline: epochDeadline(ctx),
@@ -118,12 +121,14 @@ async function proxyStream(
     const token = bearerCapability(ctx);
     facts.request = canonicalize(deps, { ...first.value.head, body: Buffer.alloc(0) });
     facts.route = await deps.connections.route(facts.request.connection);
-    facts.decision = await authorizeRequest(deps, token, facts);
+    const url = buildUpstreamUrl(facts.route.target, facts.request);
+    facts.decision = await authorizeRequest(deps, token, facts, url);
     const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
     const accessToken = await credential.current();
     const response = await callUpstreamStreaming({
       target: facts.route.target,
       request: facts.request,
+      url,
       credential: accessToken,
       dispatcher: deps.dispatchers.for(facts.route.target),
       signal: ctx.signal,

@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { Header } from "../gen/capvault/v1/common.js";
-import { buildUpstreamUrl } from "./build-upstream-url.js";
+import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import type { CanonicalRequest } from "./canonical-request.js";
 import { filterResponseHeaders, responseHeaderEntries } from "./response-header-allowlist.js";
 import { upstreamDeadline } from "./upstream-deadline.js";
@@ -32,6 +32,8 @@ export interface UpstreamCall {
   readonly target: UpstreamTarget;
   /** The canonical request that was authorized. */
   readonly request: CanonicalRequest;
+  /** The URL built from `target` and `request` when the request was authorized (built here when absent). */
+  readonly url?: UpstreamUrl;
   /** The access token, revealed only here. It goes into exactly one header and nowhere else (no error, no log). */
   readonly credential: string;
   /** A fenced dispatcher (fenced-dispatcher.ts) matching the target. */
@@ -70,9 +72,7 @@ export interface UpstreamStreamingResponse {
 export async function callUpstream(call: UpstreamCall): Promise<UpstreamResponse> {
   const started = await start(call, call.request.body.length > 0 ? call.request.body : undefined);
   try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of started.body) chunks.push(chunk);
-    return { status: started.status, headers: started.headers, body: Buffer.concat(chunks) };
+    return { status: started.status, headers: started.headers, body: await started.collect() };
   } finally {
     started.release();
   }
@@ -92,13 +92,16 @@ export async function callUpstreamStreaming(call: UpstreamCall & { readonly body
 interface Started {
   status: number;
   headers: Header[];
+  /** The body as a stream (use either this or collect()). */
   body: AsyncIterable<Buffer>;
+  /** The whole body, under the same cap and with the same errors (cheaper than iterating `body`). */
+  collect(): Promise<Buffer>;
   release(): void;
 }
 
 async function start(call: UpstreamCall, body: Buffer | Readable | undefined): Promise<Started> {
   const limits: UpstreamLimits = { ...DEFAULT_UPSTREAM_LIMITS, ...call.limits };
-  const url = buildUpstreamUrl(call.target, call.request);
+  const url = call.url ?? buildUpstreamUrl(call.target, call.request);
   const headers = buildUpstreamRequestHeaders(call.target, call.request.headers, call.credential);
   const metadata = { host: url.hostname };
   const deadline = upstreamDeadline(call.signal, call.deadline, limits.timeoutMs);
@@ -152,10 +155,31 @@ async function start(call: UpstreamCall, body: Buffer | Readable | undefined): P
     }
   }
 
+  function collect(): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      const fail = (err: unknown) => {
+        release();
+        reject(toUpstreamError(err, call.credential, metadata));
+      };
+      responseBody.on("data", (chunk: Buffer) => {
+        total += chunk.length;
+        if (total > limits.maxResponseBytes) fail(tooLarge(limits.maxResponseBytes));
+        else chunks.push(chunk);
+      });
+      responseBody.once("error", fail);
+      responseBody.once("end", () => resolve(Buffer.concat(chunks, total)));
+    });
+  }
+
   return {
     status: res.statusCode,
     headers: filterResponseHeaders(responseHeaderEntries(res.headers), call.target.extraResponseHeaders),
-    body: read(),
+    get body() {
+      return read();
+    },
+    collect,
     release,
   };
 }

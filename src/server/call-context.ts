@@ -23,21 +23,22 @@ export interface CallContext {
   peer: string;
   /** The bearer token from `authorization: Bearer <token>`, if any. Never log it. */
   bearerToken(): string | undefined;
-  /** Release the deadline timer once the handler has answered (otherwise it lives until the deadline). */
+  /** Release the deadline timer and the cancellation listener once the handler has answered. */
   finished(): void;
 }
 
 /** Build the context of a server call. */
 export function callContext(call: ServerCall): CallContext {
   const controller = new AbortController();
-  (call as ServerUnaryCall<unknown, unknown>).once("cancelled", () => controller.abort(new Error("call cancelled")));
+  const onCancelled = () => controller.abort(new Error("call cancelled"));
+  // grpc-js also emits "cancelled" after a call it has answered normally: finished() stops listening first.
+  (call as ServerUnaryCall<unknown, unknown>).once("cancelled", onCancelled);
   const raw = call.getDeadline();
   const deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
   let timer: NodeJS.Timeout | undefined;
   if (deadline) {
     timer = setTimeout(() => controller.abort(new Error("deadline exceeded")), Math.max(0, deadline.getTime() - Date.now()));
-    timer.unref();
-    controller.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+    timer.unref(); // finished() clears it; after a cancellation it fires into an aborted controller, which is a no-op
   }
   return {
     metadata: call.metadata,
@@ -46,6 +47,7 @@ export function callContext(call: ServerCall): CallContext {
     peer: call.getPeer(),
     finished() {
       clearTimeout(timer);
+      (call as ServerUnaryCall<unknown, unknown>).removeListener("cancelled", onCancelled);
     },
     bearerToken() {
       const values = call.metadata.get("authorization");

@@ -1,9 +1,11 @@
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REASONS } from "../../src/errors/reasons.js";
 import { status } from "@grpc/grpc-js";
+import { resolveLimits } from "../../src/capabilities/limits.js";
 import { generateRootKey, toPublicKey } from "../../src/capabilities/root-keys.js";
-import { encodeToken } from "../../src/capabilities/token-input.js";
-import { expectReason, githubRequest, harness, mintAcmeToken } from "./fixtures.js";
+import { encodeToken, prepareToken } from "../../src/capabilities/token-input.js";
+import { expectReason, expectThrowsReason, githubRequest, harness, mintAcmeToken } from "./fixtures.js";
 
 /** Malformed, truncated, tampered, wrong-key, oversized and too-deep tokens: stable reasons, and the pool lives on. */
 const h = harness({ limits: { maxBlocks: 4, maxTokenBytes: 4096 } });
@@ -126,5 +128,104 @@ describe("refused tokens", () => {
       "CONFIG_INVALID",
     );
     expect(toPublicKey(h.rootKey).publicKeyHex).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+/** prepareToken memoizes the decoding of a token string: the memo must never weaken the key and limit checks. */
+describe("prepareToken memo", () => {
+  const defaults = resolveLimits();
+  let attenuated: string; // 2 blocks
+
+  beforeAll(async () => {
+    attenuated = (await h.caps.attenuate(token, { methods: ["GET"] }, h.publicKeys, NOW)).token;
+  });
+
+  it("digest is the hex SHA-256 of the decoded bytes (and affinity its first 32 bits)", () => {
+    const bytes = bytesOf(token);
+    const expected = createHash("sha256").update(bytes).digest();
+    for (let i = 0; i < 2; i++) {
+      const p = prepareToken(token, h.publicKeys, defaults);
+      expect(p.digest).toBe(expected.toString("hex"));
+      expect(p.digest).toMatch(/^[0-9a-f]{64}$/);
+      expect(p.affinity).toBe(expected.readUInt32BE(0));
+      expect(Buffer.from(p.bytes).equals(Buffer.from(bytes))).toBe(true);
+      expect(p.blocks).toBe(1);
+    }
+    // the same bytes, written without padding: the same digest
+    expect(prepareToken(token.replace(/=+$/, ""), h.publicKeys, defaults).digest).toBe(expected.toString("hex"));
+    // another token: another digest
+    const other = prepareToken(attenuated, h.publicKeys, defaults);
+    expect(other.digest).toBe(createHash("sha256").update(bytesOf(attenuated)).digest("hex"));
+    expect(other.digest).not.toBe(expected.toString("hex"));
+    expect(other.blocks).toBe(2);
+  });
+
+  it("a token prepared with one key set, then with its root key retired or absent → CAPABILITY_UNKNOWN_ROOT_KEY", () => {
+    const p = prepareToken(token, h.publicKeys, defaults);
+    expect(p.key).toEqual({ id: 1, publicKeyHex: h.publicKeys[0].publicKeyHex.toLowerCase() });
+    expectThrowsReason(() => prepareToken(token, [{ ...h.publicKeys[0], retired: true }], defaults), "CAPABILITY_UNKNOWN_ROOT_KEY");
+    expectThrowsReason(() => prepareToken(token, [toPublicKey(generateRootKey(2))], defaults), "CAPABILITY_UNKNOWN_ROOT_KEY");
+    expectThrowsReason(() => prepareToken(token, [], defaults), "CAPABILITY_UNKNOWN_ROOT_KEY");
+    // and the verifying key always comes from the key set of the call, not from the memo
+    const rotated = toPublicKey(generateRootKey(1));
+    expect(prepareToken(token, [{ ...rotated, publicKeyHex: rotated.publicKeyHex.toUpperCase() }], defaults).key).toEqual({ id: 1, publicKeyHex: rotated.publicKeyHex });
+    expect(prepareToken(token, h.publicKeys, defaults).key.publicKeyHex).toBe(h.publicKeys[0].publicKeyHex.toLowerCase());
+  });
+
+  it("prepared with default limits, then with maxBlocks below its block count → CAPABILITY_TOO_DEEP", () => {
+    expect(prepareToken(attenuated, h.publicKeys, defaults).blocks).toBe(2);
+    expectThrowsReason(() => prepareToken(attenuated, h.publicKeys, resolveLimits({ maxBlocks: 1 })), "CAPABILITY_TOO_DEEP");
+    expect(prepareToken(attenuated, h.publicKeys, resolveLimits({ maxBlocks: 2 })).blocks).toBe(2);
+    expectThrowsReason(() => prepareToken(token, h.publicKeys, resolveLimits({ maxBlocks: 0 })), "CAPABILITY_TOO_DEEP");
+  });
+
+  it("prepared with default limits, then with maxTokenBytes below its size → CAPABILITY_TOO_LARGE", () => {
+    // Unpadded, so that one byte less than its size still passes the string-length pre-check: the refusal then has
+    // to come from the check on the (memoized) decoded bytes.
+    const unpadded = attenuated.replace(/=+$/, "");
+    const size = bytesOf(unpadded).length;
+    expect(prepareToken(unpadded, h.publicKeys, defaults).bytes.length).toBe(size);
+    expect(unpadded.length).toBeLessThanOrEqual(Math.ceil((size - 1) / 3) * 4 + 2);
+    expectThrowsReason(() => prepareToken(unpadded, h.publicKeys, resolveLimits({ maxTokenBytes: size - 1 })), "CAPABILITY_TOO_LARGE");
+    expect(prepareToken(unpadded, h.publicKeys, resolveLimits({ maxTokenBytes: size })).bytes.length).toBe(size);
+    // far below: refused by the pre-check as before
+    expectThrowsReason(() => prepareToken(attenuated, h.publicKeys, resolveLimits({ maxTokenBytes: 64 })), "CAPABILITY_TOO_LARGE");
+  });
+
+  it("the checks of one runtime do not leak into another through the memo", async () => {
+    const strict = harness({ limits: { maxBlocks: 1 } });
+    try {
+      expect((await authorize(attenuated)).allowed).toBe(true); // memoized by this file's runtime (maxBlocks 4)
+      await expectReason(strict.caps.authorize(attenuated, githubRequest(), { publicKeys: h.publicKeys, now: NOW }), "CAPABILITY_TOO_DEEP");
+      await expectReason(strict.caps.inspect(attenuated, h.publicKeys), "CAPABILITY_TOO_DEEP");
+    } finally {
+      await strict.caps.close();
+    }
+  });
+
+  it("a malformed string fails CAPABILITY_MALFORMED every time (failures are not memoized as successes)", () => {
+    const notProtobuf = Buffer.from("hello world, this is not protobuf").toString("base64url");
+    for (const bad of ["not a token!", notProtobuf, "AAAA", encodeToken(bytesOf(token).subarray(0, 10))]) {
+      for (let i = 0; i < 3; i++) expectThrowsReason(() => prepareToken(bad, h.publicKeys, defaults), "CAPABILITY_MALFORMED");
+    }
+    expectThrowsReason(() => prepareToken("", h.publicKeys, defaults), "CAPABILITY_MISSING");
+    expectThrowsReason(() => prepareToken("", h.publicKeys, defaults), "CAPABILITY_MISSING");
+  });
+
+  it("still correct after the memo has evicted entries (more distinct token strings than it holds)", () => {
+    const first = prepareToken(token, h.publicKeys, defaults);
+    // Distinct valid envelopes without wasm: change the last two bytes (inside the proof's bytes payload).
+    const base = bytesOf(token);
+    for (let i = 0; i < 1100; i++) {
+      const variant = new Uint8Array(base);
+      variant[variant.length - 1] = i & 0xff;
+      variant[variant.length - 2] = i >> 8;
+      const p = prepareToken(encodeToken(variant), h.publicKeys, defaults);
+      expect(p.digest).toBe(createHash("sha256").update(variant).digest("hex"));
+      expect(p.blocks).toBe(1);
+    }
+    expect(prepareToken(token, h.publicKeys, defaults)).toEqual(first);
+    expectThrowsReason(() => prepareToken(token, [{ ...h.publicKeys[0], retired: true }], defaults), "CAPABILITY_UNKNOWN_ROOT_KEY");
+    expectThrowsReason(() => prepareToken(token, h.publicKeys, resolveLimits({ maxBlocks: 0 })), "CAPABILITY_TOO_DEEP");
   });
 });

@@ -87,17 +87,28 @@ class MemoryRevocations implements RevocationRepository {
 }
 
 class MemoryAudit implements AuditRepository {
-  /** Per tenant: events in sequence order, plus the sequences and ids taken (appends stay O(1) as the trail grows). */
-  private readonly rows = new Map<string, { events: AuditRecord[]; sequences: Set<number>; ids: Set<string> }>();
+  /**
+   * Per tenant, in sequence order: each event's sequence and the event as one JSON string. The dev store keeps the
+   * whole trail in memory; as strings (leaves to the garbage collector) a long trail costs little to mark, where
+   * objects would make every full collection walk every event. The sets keep inserts O(1) and insert-once.
+   */
+  private readonly rows = new Map<string, { sequences: number[]; documents: string[]; taken: Set<number>; ids: Set<string> }>();
   async insert(e: AuditRecord) {
     let trail = this.rows.get(e.tenant);
-    if (!trail) this.rows.set(e.tenant, (trail = { events: [], sequences: new Set(), ids: new Set() }));
-    if (trail.sequences.has(e.sequence) || trail.ids.has(e.id)) return false;
-    trail.sequences.add(e.sequence);
+    if (!trail) this.rows.set(e.tenant, (trail = { sequences: [], documents: [], taken: new Set(), ids: new Set() }));
+    if (trail.taken.has(e.sequence) || trail.ids.has(e.id)) return false;
+    trail.taken.add(e.sequence);
     trail.ids.add(e.id);
-    const events = trail.events;
-    if (!events.length || events[events.length - 1].sequence < e.sequence) events.push(copy(e));
-    else events.splice(events.findIndex((x) => x.sequence > e.sequence), 0, copy(e));
+    const document = JSON.stringify({ ...e, time: e.time.getTime() });
+    const { sequences, documents } = trail;
+    if (!sequences.length || sequences[sequences.length - 1] < e.sequence) {
+      sequences.push(e.sequence);
+      documents.push(document);
+    } else {
+      const at = sequences.findIndex((s) => s > e.sequence);
+      sequences.splice(at, 0, e.sequence);
+      documents.splice(at, 0, document);
+    }
     return true;
   }
   async insertMany(events: AuditRecord[]) {
@@ -109,15 +120,21 @@ class MemoryAudit implements AuditRepository {
     return n;
   }
   async last(tenant: string) {
-    const events = this.rows.get(tenant)?.events;
-    return events?.length ? copy(events[events.length - 1]) : undefined;
+    const documents = this.rows.get(tenant)?.documents;
+    return documents?.length ? auditFromJson(documents[documents.length - 1]) : undefined;
   }
   async list(tenant: string, afterSequence: number, limit: number) {
-    const events = this.rows.get(tenant)?.events ?? [];
-    let start = events.findIndex((e) => e.sequence > afterSequence);
-    if (start < 0) start = events.length;
-    return events.slice(start, start + limit).map(copy);
+    const trail = this.rows.get(tenant);
+    if (!trail) return [];
+    let start = trail.sequences.findIndex((s) => s > afterSequence);
+    if (start < 0) start = trail.sequences.length;
+    return trail.documents.slice(start, start + limit).map(auditFromJson);
   }
+}
+
+function auditFromJson(document: string): AuditRecord {
+  const stored = JSON.parse(document) as Omit<AuditRecord, "time"> & { time: number };
+  return { ...stored, time: new Date(stored.time) };
 }
 
 class MemoryLeases implements LeaseRepository {
