@@ -120,6 +120,27 @@ describe("gRPC server", () => {
     expect(aborted).toBe(true);
   });
 
+  it("a call answered normally leaves its signal alone (grpc-js emits 'cancelled' after every answer)", async () => {
+    const signals: AbortSignal[] = [];
+    server = await startGrpcServer({
+      addr: "127.0.0.1:0",
+      maxMessageBytes: 1 << 20,
+      implementations: {
+        capability: {
+          inspect: unary<InspectRequest, InspectResponse>("Inspect", async (_req, ctx) => {
+            signals.push(ctx.signal);
+            return { blocks: [], rootKeyId: "", revocationIds: [], tenant: "", subject: "", revoked: false };
+          }),
+        },
+      },
+    });
+    await inspect(server.address, 5_000);
+    await inspect(server.address);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(signals).toHaveLength(2);
+    expect(signals.map((s) => s.aborted)).toEqual([false, false]);
+  });
+
   it("on shutdown lets an in-flight call finish, refuses new calls, and is not forced", async () => {
     let release!: () => void;
     const started = new Promise<void>((resolveStarted) => {
