@@ -23,7 +23,8 @@
  * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --rss-store memory|ferretdb
  * (the RSS phase's broker; ferretdb by default, a second `capvault dev` started after the timed rounds, because the
  * in-memory store keeps every audit event), --cpu-prof DIR (profile
- * the broker and relay processes with node --cpu-prof; written when they exit), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
+ * the broker and relay processes with node --cpu-prof; written when they exit), --node-args "ARGS" (extra node flags for the broker
+ * and relay, e.g. "--trace-gc"), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
  * dist/, e.g. a private `tsc -p tsconfig.build.json --outDir .cache/bench-dist` while others rebuild dist/).
  */
 import { randomBytes } from "node:crypto";
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
         label: `${database.description} (capvault dev with CAPVAULT_MONGODB_URI)`,
       };
     };
-    const nodeArgs = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [];
+    const nodeArgs = [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), ...(value("--node-args")?.split(" ").filter(Boolean) ?? [])];
     const cli = join(DIST, "cli", "main.js");
     /** A `capvault dev` broker on `store`, with the account connected and a warm 3-block token. */
     const startCapvault = async (store: string) => {

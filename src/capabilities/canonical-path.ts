@@ -12,6 +12,7 @@ import { CapvaultError } from "../errors/capvault-error.js";
 
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
+const PCHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$/;
 
 function pathInvalid(why: string): CapvaultError {
   return new CapvaultError("PATH_INVALID", `the path is not a valid origin-form path: ${why}`);
@@ -19,6 +20,7 @@ function pathInvalid(why: string): CapvaultError {
 
 /** Normalise the characters of one segment (no `/` inside). */
 function normaliseSegment(raw: string): string {
+  if (PCHARS.test(raw)) return raw; // nothing to decode, refuse or encode
   let out = "";
   for (let i = 0; i < raw.length; i++) {
     const c = raw[i];

@@ -24,6 +24,7 @@ const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 // Bytes written literally on the wire. ";" is left out: some servers (Tomcat, Jetty) cut "path parameters" at a
 // raw ";", which would let "/public/..;/admin" be authorized as one path and served as another.
 const LITERAL_BYTE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]$/;
+const LITERAL_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,=:@]*$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -86,6 +87,8 @@ export function canonicalizePath(raw: string, limits: PathLimits): CanonicalPath
 
 /** Percent-decode one raw segment and refuse what must not hide inside a segment. */
 function decodeSegment(raw: string): string {
+  // RAW_PATH admits only printable ASCII, so without a "%" the raw segment already is its decoded text.
+  if (!raw.includes("%")) return checkDecoded(raw);
   const bytes: number[] = [];
   for (let i = 0; i < raw.length; i++) {
     if (raw[i] === "%") {
@@ -101,6 +104,11 @@ function decodeSegment(raw: string): string {
   } catch {
     throw invalid("the path contains percent-encoded bytes that are not UTF-8");
   }
+  return checkDecoded(decoded);
+}
+
+/** Refuse a decoded segment that hides a separator, a control character or a dot segment. */
+function checkDecoded(decoded: string): string {
   if (decoded.includes("/")) throw invalid("the path contains an encoded slash (%2F)");
   if (decoded.includes("\\")) throw invalid("the path contains an encoded backslash (%5C)");
   if (CONTROL.test(decoded)) throw invalid("the path contains an encoded control character");
@@ -117,6 +125,7 @@ function decodeSegment(raw: string): string {
 
 /** Encode one decoded segment for the wire (UTF-8, upper-case hex, fixed literal set). */
 function encodeSegment(segment: string): string {
+  if (LITERAL_SEGMENT.test(segment)) return segment; // every byte is written as itself
   let out = "";
   for (const byte of Buffer.from(segment, "utf8")) {
     const ch = String.fromCharCode(byte);
