@@ -22,7 +22,8 @@
  * phase stops there and says so), --store memory|ferretdb (the broker's store: dev's in-memory store by default;
  * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --rss-store memory|ferretdb
  * (the RSS phase's broker; ferretdb by default, a second `capvault dev` started after the timed rounds, because the
- * in-memory store keeps every audit event), --cpu-prof DIR (profile
+ * in-memory store keeps every audit event; it first serves --rss-warmup N calls, default 20k, as the first broker
+ * served the rounds), --cpu-prof DIR (profile
  * the broker and relay processes with node --cpu-prof; written when they exit), --node-args "ARGS" (extra node flags for the broker
  * and relay, e.g. "--trace-gc"), --skip-rss, --variants abcd (a subset, for profiling), --dist DIR (the build to run instead of
  * dist/, e.g. a private `tsc -p tsconfig.build.json --outDir .cache/bench-dist` while others rebuild dist/).
@@ -62,6 +63,7 @@ const CALLS_1 = num("--calls1", QUICK ? 150 : 300);
 const CALLS_64 = num("--calls64", QUICK ? 1500 : 2000);
 const RSS_CALLS = num("--rss-calls", QUICK ? 20_000 : 100_000);
 const RSS_FIRST = Math.min(10_000, RSS_CALLS);
+const RSS_WARMUP = num("--rss-warmup", QUICK ? 5_000 : 20_000);
 const RSS_MAX_SECONDS = num("--rss-max-seconds", QUICK ? 120 : 240);
 const SKIP_RSS = flag("--skip-rss");
 const STORE = value("--store") ?? "memory";
@@ -374,6 +376,7 @@ async function main(): Promise<void> {
       let rssBroker = broker;
       let rssCall = calls.c;
       let rssLabel = storeLabel;
+      let rssWarmup = 0;
       if (RSS_STORE !== STORE) {
         // Same ports and callback: the first broker goes away before the second starts.
         const code = await broker.stop();
@@ -385,7 +388,12 @@ async function main(): Promise<void> {
         rssBroker = second.broker;
         rssCall = () => grpcProxyCall(client, second.connection, second.warm);
         rssLabel = second.label;
-        await rssCall(); // the warm token is used once before measuring, as in (c)
+        // The first broker had served the warm-up and every round before its RSS phase; bring this one to a comparable
+        // state (JIT, pools, a grown heap) so that the 10k sample is not taken in the middle of start-up growth.
+        const warm = await drive(rssCall, RSS_WARMUP, 64);
+        if (warm.errors) throw new Error(`RSS warm-up: ${warm.errors} calls failed, first: ${warm.firstError}`);
+        rssWarmup = RSS_WARMUP;
+        await quiesce([rssBroker.pid]);
       }
       log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token, store: ${rssLabel}), at most ${RSS_MAX_SECONDS} s`);
       const before = rssOf(rssBroker.pid);
@@ -409,7 +417,7 @@ async function main(): Promise<void> {
       const settled = rssOf(rssBroker.pid);
       const done = s.calls;
       p();
-      p(`RSS phase store: ${rssLabel}`);
+      p(`RSS phase store: ${rssLabel}${rssWarmup ? ` (a fresh broker, after ${rssWarmup} warm-up calls at concurrency 64)` : ""}`);
       p(`broker RSS before the RSS phase:   ${mib(before)}`);
       if (done >= RSS_FIRST) {
         const r = last / first;

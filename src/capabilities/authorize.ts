@@ -102,7 +102,9 @@ function decisionOf(
   policies: PolicySet | undefined,
   options: AuthorizeOptions,
 ): AuthorizeOutput {
-  if (options.revocations?.isRevoked(result.revocationIds)) throw new CapvaultError("CAPABILITY_REVOKED");
+  if (options.revocations?.isRevoked(result.revocationIds)) {
+    throw new RevokedCapabilityError(result.identity.tenant, result.identity.subject, [...result.revocationIds]);
+  }
   const layout = authorizerLayout(policies?.statements ?? [], compiled.allow);
   const allowed = isAllowed(result.outcome, layout);
   const denials = allowed ? [] : denialsOf(result.outcome, layout);
@@ -119,6 +121,20 @@ function decisionOf(
     canonicalMethod: compiled.method,
     canonicalPath: compiled.path,
   };
+}
+
+/**
+ * CAPABILITY_REVOKED, still knowing whose (verified) capability it was, so that the refusal is audited with its
+ * subject and delegation chain. Only the reason and its public message reach the client.
+ */
+export class RevokedCapabilityError extends CapvaultError {
+  constructor(
+    readonly tenant: string,
+    readonly subject: string,
+    readonly revocationIds: readonly string[],
+  ) {
+    super("CAPABILITY_REVOKED");
+  }
 }
 
 /** Throw the decision's main reason as a CapvaultError (metadata names the failing block/check/policy) unless allowed. */

@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import type { AuditLog } from "../audit/audit-log.js";
-import { assertAllowed, type AuthorizeOutput } from "../capabilities/authorize.js";
+import { assertAllowed, RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/authorize.js";
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
@@ -95,11 +95,13 @@ export interface ProxyAuditFacts {
 export function auditProxyCall(deps: ProxyDependencies, facts: ProxyAuditFacts): void {
   const err = facts.error === undefined ? undefined : CapvaultError.from(facts.error);
   const denied = err !== undefined && (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED);
+  // A revoked capability is refused before a decision exists; the error still says whose it was.
+  const holder = facts.decision ?? (err instanceof RevokedCapabilityError ? err : undefined);
   deps.audit.record({
-    tenant: facts.route?.tenant ?? facts.decision?.tenant ?? "_unrouted",
+    tenant: facts.route?.tenant ?? holder?.tenant ?? "_unrouted",
     action: "proxy",
-    subject: facts.decision?.subject ?? "",
-    delegationChain: facts.decision?.revocationIds ?? [],
+    subject: holder?.subject ?? "",
+    delegationChain: [...(holder?.revocationIds ?? [])],
     connection: facts.route?.id ?? facts.request?.connection ?? "",
     provider: facts.route?.provider ?? "",
     method: facts.request?.method ?? "",

@@ -196,7 +196,8 @@ describe("capvault audit on a real run (capvault dev, audit trail in MongoDB)", 
     expect(narrowerIds[0]).toBe(agentMint.revocationIds[0]);
 
     const revoked = proxy.find((e) => e.reason === "CAPABILITY_REVOKED")!;
-    expect(revoked).toMatchObject({ decision: "deny", connection, path: "/repos/acme/widgets/pulls" });
+    // Refused before any decision, but still audited with whose capability it was.
+    expect(revoked).toMatchObject({ decision: "deny", connection, path: "/repos/acme/widgets/pulls", subject: "agent-7", delegationChain: narrowerIds });
 
     const retried = proxy.find((e) => e.path === "/repos/acme/widgets" && e.decision === "allow")!;
     expect(retried.upstreamStatus).toBe(200);
