@@ -21,7 +21,7 @@ export interface AuthorizeOptions {
   policies?: PolicySet;
   /** The time to authorize at (default: now). */
   now?: Date;
-  /** When given, a token with any revoked block fails with CAPABILITY_REVOKED. */
+  /** When given, a token with any block revoked in its tenant fails with CAPABILITY_REVOKED. */
   revocations?: RevocationSet;
 }
 
@@ -102,7 +102,7 @@ function decisionOf(
   policies: PolicySet | undefined,
   options: AuthorizeOptions,
 ): AuthorizeOutput {
-  if (options.revocations?.isRevoked(result.revocationIds)) {
+  if (options.revocations?.isRevoked(result.identity.tenant, result.revocationIds)) {
     throw new RevokedCapabilityError(result.identity.tenant, result.identity.subject, [...result.revocationIds]);
   }
   const layout = authorizerLayout(policies?.statements ?? [], compiled.allow);

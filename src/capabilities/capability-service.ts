@@ -124,7 +124,7 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
     revoke: unary<RevokeRequest, RevokeResponse>("Revoke", async (req, ctx) => {
       const token = ctx.bearerToken();
       if (!token) throw new CapvaultError("CAPABILITY_MISSING");
-      // The operator acts in its own tenant; revocation ids are global, so the tenant is the operator's.
+      // The operator acts in its own tenant: the revocation counts against that tenant's capabilities only.
       const identity = await authority.caps.inspect(token, authority.keys.keys(), authority.revocations.set);
       const op = await authority.requireOperator(ctx, identity.tenant, "revoke");
       const ids = req.revocationIds.map((id) => id.toLowerCase());
@@ -135,7 +135,7 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
       for (const id of ids) {
         if (await deps.store.revocations.insert({ id, tenant: op.tenant, reason: req.reason.slice(0, 500), revokedAt: new Date() })) revoked++;
       }
-      authority.revocations.add(ids);
+      authority.revocations.add(op.tenant, ids);
       await deps.audit.recordAndWait({
         tenant: op.tenant,
         action: "revoke",

@@ -18,7 +18,7 @@ export {
   type RootPublicKey,
   type SigningKey,
 } from "./root-keys.js";
-export { RevocationSet } from "./revocation-set.js";
+export { RevocationSet, type RevokedBlock } from "./revocation-set.js";
 export {
   loadPolicyDirectory,
   parsePolicyFile,

@@ -78,6 +78,6 @@ export async function inspect(
     subject: result.identity.subject,
     operator: result.identity.operator,
     grants: result.identity.grants,
-    revoked: revocations?.isRevoked(result.revocationIds) ?? false,
+    revoked: revocations?.isRevoked(result.identity.tenant, result.revocationIds) ?? false,
   };
 }

@@ -45,9 +45,9 @@ export class RevocationPoller {
     tick();
   }
 
-  /** Add ids revoked by this process at once, without waiting for the next poll. */
-  add(ids: string[]): void {
-    this.set.add(ids);
+  /** Add ids revoked by this process (in `tenant`) at once, without waiting for the next poll. */
+  add(tenant: string, ids: string[]): void {
+    this.set.add(ids.map((id) => ({ tenant, id })));
   }
 
   async poll(): Promise<void> {
@@ -55,7 +55,7 @@ export class RevocationPoller {
     const full = startedAt - this.lastFull >= this.fullReloadMs;
     const since = full ? new Date(0) : this.since;
     const rows = await this.repository.listSince(since);
-    this.set.add(rows.map((r) => r.id));
+    this.set.add(rows);
     if (full) this.lastFull = startedAt;
     this.since = new Date(startedAt - this.overlapMs);
   }

@@ -29,12 +29,12 @@ export interface ConnectionRepository {
 }
 
 export interface RevocationRepository {
-  /** Record a revocation; false if that id was already revoked. */
+  /** Record a revocation in its tenant; false if that tenant already revoked that id. */
   insert(revocation: RevocationRecord): Promise<boolean>;
-  /** Revocations recorded at or after `since`, oldest first (for polling). */
+  /** Revocations recorded at or after `since`, oldest first (for polling), every tenant's. */
   listSince(since: Date): Promise<RevocationRecord[]>;
-  /** The subset of `ids` that are revoked. */
-  findRevoked(ids: string[]): Promise<string[]>;
+  /** The subset of `ids` that `tenant` revoked. */
+  findRevoked(tenant: string, ids: string[]): Promise<string[]>;
 }
 
 export interface AuditRepository {

@@ -230,6 +230,30 @@ describe("revocation across two broker processes", () => {
     expect(reason).toBe("CAPABILITY_REVOKED");
   });
 
+  it("a revocation counts only in the revoking operator's tenant: another tenant's operator cannot revoke acme's token", async () => {
+    const boot = await cli(["token", "bootstrap-operator", "--tenant", "globex", "--subject", "ops@globex", "--ttl", "1h"]);
+    expect(boot.code, boot.stderr).toBe(0);
+    const globexOperator = boot.stdout.trim();
+    const A = await call<MintResponse>(c1, "mint", {
+      tenant: "acme",
+      subject: "agent-cross-tenant",
+      grants: [{ connection: CONNECTION, method: "GET", pathPrefix: "/repos/acme/" }],
+      ttl: { seconds: 3600, nanos: 0 },
+      operator: false,
+    }, operator);
+    // globex's operator learned acme's revocation id: the revocation is recorded, for globex only.
+    const byGlobex = await call<RevokeResponse>(c1, "revoke", { revocationIds: A.revocationIds, reason: "not ours" }, globexOperator);
+    expect(byGlobex.revoked).toBe(1);
+    await new Promise((r) => setTimeout(r, 1500)); // three poll intervals: broker 2 has read it too
+    for (const client of [c1, c2]) {
+      expect(await outcome(client, A.token, "/repos/acme/widgets/issues")).toBe("ALLOWED");
+      expect((await call<InspectResponse>(client, "inspect", { token: A.token })).revoked).toBe(false);
+    }
+    // acme's own operator revokes it: refused.
+    expect((await call<RevokeResponse>(c1, "revoke", { revocationIds: A.revocationIds, reason: "ours" }, operator)).revoked).toBe(1);
+    expect(await outcome(c1, A.token, "/repos/acme/widgets/issues")).toBe("CAPABILITY_REVOKED");
+  });
+
   it("both brokers stop cleanly", async () => {
     for (const b of [b1, b2]) b.child.kill("SIGTERM");
     expect(await Promise.all([b1.exited, b2.exited])).toEqual([0, 0]);

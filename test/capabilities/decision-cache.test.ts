@@ -319,13 +319,13 @@ describe("Capabilities.authorize through the decision cache", () => {
     const before = completed();
     expect((await authorize(token, now, {}, { revocations })).allowed).toBe(true); // cached
     expect(completed()).toBe(before);
-    revocations.add([allowed.revocationIds[0].toUpperCase()]);
+    revocations.add([{ tenant: "acme", id: allowed.revocationIds[0].toUpperCase() }]);
     await expectReason(authorize(token, now, {}, { revocations }), "CAPABILITY_REVOKED");
     expect(completed()).toBe(before); // still served from the cache, yet refused
     // a token attenuated from the revoked one shares its id: revoked too
     await expectReason(authorize(attenuated, now, {}, { revocations }), "CAPABILITY_REVOKED");
     // a fresh set given on the call is honoured as well
-    await expectReason(authorize(token, now, {}, { revocations: new RevocationSet(allowed.revocationIds) }), "CAPABILITY_REVOKED");
+    await expectReason(authorize(token, now, {}, { revocations: new RevocationSet(allowed.revocationIds.map((id) => ({ tenant: "acme", id }))) }), "CAPABILITY_REVOKED");
     // and the cached decision was not poisoned by the refusals
     expect((await authorize(token, now)).allowed).toBe(true);
   });

@@ -124,15 +124,25 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
   });
 
   describe("revocations", () => {
-    it("records each revocation id once and finds revoked ids", async () => {
+    it("records each revocation id once per tenant and finds a tenant's revoked ids", async () => {
       const r = { id: "ab12", tenant: "acme", reason: "leaked", revokedAt: at(1) };
       expect(await store.revocations.insert(r)).toBe(true);
       expect(await store.revocations.insert({ ...r, reason: "again" })).toBe(false);
       await store.revocations.insert({ id: "cd34", tenant: "acme", reason: "", revokedAt: at(5) });
-      expect(await store.revocations.findRevoked(["zz", "cd34", "ab12"])).toEqual(["cd34", "ab12"]);
-      expect(await store.revocations.findRevoked([])).toEqual([]);
+      expect(await store.revocations.findRevoked("acme", ["zz", "cd34", "ab12"])).toEqual(["cd34", "ab12"]);
+      expect(await store.revocations.findRevoked("acme", [])).toEqual([]);
+      expect(await store.revocations.findRevoked("globex", ["cd34", "ab12"])).toEqual([]);
       expect((await store.revocations.listSince(at(2))).map((x) => x.id)).toEqual(["cd34"]);
       expect(await store.revocations.listSince(at(0))).toEqual([r, { id: "cd34", tenant: "acme", reason: "", revokedAt: at(5) }]);
+    });
+
+    it("a revocation belongs to the tenant that recorded it: another tenant may record the same id separately", async () => {
+      const acme = { id: "ef56", tenant: "acme", reason: "", revokedAt: at(1) };
+      const globex = { id: "ef56", tenant: "globex", reason: "", revokedAt: at(2) };
+      expect(await store.revocations.insert(acme)).toBe(true);
+      expect(await store.revocations.insert(globex)).toBe(true);
+      expect(await store.revocations.findRevoked("globex", ["ef56"])).toEqual(["ef56"]);
+      expect((await store.revocations.listSince(at(0))).filter((x) => x.id === "ef56")).toEqual([acme, globex]);
     });
 
     it("lets exactly one of many concurrent revocations of one id win", async () => {

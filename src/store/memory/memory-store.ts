@@ -69,10 +69,12 @@ class MemoryConnections implements ConnectionRepository {
 }
 
 class MemoryRevocations implements RevocationRepository {
+  /** By `<tenant>\u0000<id>`: a revocation belongs to the tenant that recorded it. */
   private readonly rows = new Map<string, RevocationRecord>();
   async insert(r: RevocationRecord) {
-    if (this.rows.has(r.id)) return false;
-    this.rows.set(r.id, copy(r));
+    const key = `${r.tenant}\u0000${r.id}`;
+    if (this.rows.has(key)) return false;
+    this.rows.set(key, copy(r));
     return true;
   }
   async listSince(since: Date) {
@@ -81,8 +83,8 @@ class MemoryRevocations implements RevocationRepository {
       .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime())
       .map(copy);
   }
-  async findRevoked(ids: string[]) {
-    return ids.filter((id) => this.rows.has(id));
+  async findRevoked(tenant: string, ids: string[]) {
+    return ids.filter((id) => this.rows.has(`${tenant}\u0000${id}`));
   }
 }
 

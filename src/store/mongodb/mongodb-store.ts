@@ -74,19 +74,25 @@ class MongoConnections implements ConnectionRepository {
   }
 }
 
+/** Revocation documents are keyed `<tenant>:<revocation id>`: a revocation belongs to the tenant that recorded it. */
+export const revocationDocumentId = (tenant: string, id: string) => `${tenant}:${id}`;
+
+type RevocationDoc = Omit<RevocationRecord, "id"> & { _id: string; revocationId?: string };
+
 class MongoRevocations implements RevocationRepository {
-  constructor(private readonly c: Collection<Doc<RevocationRecord, "id">>) {}
+  constructor(private readonly c: Collection<RevocationDoc>) {}
   insert({ id, ...rest }: RevocationRecord) {
-    return insertOnce(this.c, { _id: id, ...rest });
+    return insertOnce(this.c, { _id: revocationDocumentId(rest.tenant, id), revocationId: id, ...rest });
   }
   async listSince(since: Date) {
     const docs = await this.c.find({ revokedAt: { $gte: since } }).sort({ revokedAt: 1, _id: 1 }).toArray();
-    return docs.map((d) => fromDoc<RevocationRecord>(d, "id")!);
+    // Documents written before revocations were keyed by tenant have `_id` = the revocation id and no revocationId.
+    return docs.map((d) => ({ id: d.revocationId ?? d._id, tenant: d.tenant, reason: d.reason, revokedAt: d.revokedAt }));
   }
-  async findRevoked(ids: string[]) {
+  async findRevoked(tenant: string, ids: string[]) {
     if (!ids.length) return [];
-    const docs = await this.c.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
-    const found = new Set(docs.map((d) => d._id));
+    const docs = await this.c.find({ _id: { $in: ids.map((id) => revocationDocumentId(tenant, id)) } }, { projection: { revocationId: 1 } }).toArray();
+    const found = new Set(docs.map((d) => d.revocationId));
     return ids.filter((id) => found.has(id));
   }
 }
