@@ -84,7 +84,19 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const tokens = new AccessTokenCache((tenant, id, options) => oauth.resolveAccessToken(tenant, id, options));
   const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
   const dispatchers = new UpstreamDispatchers();
-  const proxy: ProxyDependencies = { authority, connections, tokens, dispatchers, audit };
+  const proxy: ProxyDependencies = {
+    authority,
+    connections,
+    tokens,
+    dispatchers,
+    audit,
+    canonicalLimits: { maxBodyBytes: config.proxy.maxBodyBytes },
+    upstreamLimits: {
+      maxResponseBytes: config.proxy.maxResponseBytes,
+      maxStreamRequestBytes: config.proxy.maxStreamBodyBytes,
+      timeoutMs: config.proxy.upstreamTimeoutMs,
+    },
+  };
 
   const grpc = await startGrpcServer({
     addr: config.grpc.addr,

@@ -63,6 +63,19 @@ export const configSchema = z
       })
       .strict()
       .default({ allowInsecureLoopback: false }),
+    proxy: z
+      .object({
+        /** Cap on a unary Proxy request body (also bounded by grpc.maxMessageBytes). */
+        maxBodyBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
+        /** Cap on a ProxyStream request body (BODY_TOO_LARGE past it). */
+        maxStreamBodyBytes: z.number().int().min(0).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+        /** Cap on an upstream response body, unary or streamed (RESPONSE_TOO_LARGE past it). */
+        maxResponseBytes: z.number().int().min(0).max(64 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+        /** Time allowed for an upstream call when the caller sets no deadline. */
+        upstreamTimeoutMs: z.number().int().min(1).max(3_600_000).default(30_000),
+      })
+      .strict()
+      .default({ maxBodyBytes: 8 * 1024 * 1024, maxStreamBodyBytes: 64 * 1024 * 1024, maxResponseBytes: 16 * 1024 * 1024, upstreamTimeoutMs: 30_000 }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */
