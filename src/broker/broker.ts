@@ -17,6 +17,7 @@ import { ConnectionDirectory } from "../proxy/connection-directory.js";
 import { UpstreamDispatchers } from "../proxy/fenced-dispatcher.js";
 import type { ProxyDependencies } from "../proxy/proxy-pipeline.js";
 import { createProxyService } from "../proxy/proxy-service.js";
+import { CanonicalRequestMemo } from "../proxy/canonical-request-memo.js";
 import { startGrpcServer, type GrpcServerHandle } from "../server/grpc-server.js";
 import { setFailureReporter } from "../server/rpc-handlers.js";
 import { openStore } from "../store/open-store.js";
@@ -84,13 +85,15 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const tokens = new AccessTokenCache((tenant, id, options) => oauth.resolveAccessToken(tenant, id, options));
   const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
   const dispatchers = new UpstreamDispatchers();
+  const canonicalLimits = { maxBodyBytes: config.proxy.maxBodyBytes };
   const proxy: ProxyDependencies = {
     authority,
     connections,
     tokens,
     dispatchers,
     audit,
-    canonicalLimits: { maxBodyBytes: config.proxy.maxBodyBytes },
+    canonicalLimits,
+    canonicalRequests: new CanonicalRequestMemo(canonicalLimits),
     upstreamLimits: {
       maxResponseBytes: config.proxy.maxResponseBytes,
       maxStreamRequestBytes: config.proxy.maxStreamBodyBytes,

@@ -47,6 +47,20 @@ export function buildUpstreamUrl(target: UpstreamTarget, request: Pick<Canonical
   return Object.freeze({ origin: url.origin, hostname, pathAndQuery, href: url.href });
 }
 
+const builtFor = new WeakMap<Pick<CanonicalRequest, "path" | "queryString">, { target: UpstreamTarget; url: UpstreamUrl }>();
+
+/**
+ * {@link buildUpstreamUrl}, remembered per canonical request object: canonical requests are frozen, and a repeated
+ * request shares one (canonical-request-memo.ts), so its URL is built and checked once.
+ */
+export function upstreamUrlFor(target: UpstreamTarget, request: Pick<CanonicalRequest, "path" | "queryString">): UpstreamUrl {
+  const known = builtFor.get(request);
+  if (known && known.target === target) return known.url;
+  const url = buildUpstreamUrl(target, request);
+  builtFor.set(request, { target, url });
+  return url;
+}
+
 /** Base URLs parsed once each (a handful per catalog); URL objects are not frozen, so this module never mutates them. */
 const parsedBases = new Map<string, URL>();
 

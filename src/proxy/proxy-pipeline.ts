@@ -8,6 +8,7 @@ import type { Header, HttpRequest } from "../gen/capvault/v1/common.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
+import type { CanonicalRequestMemo } from "./canonical-request-memo.js";
 import type { ConnectionDirectory, ConnectionRoute } from "./connection-directory.js";
 import type { UpstreamDispatchers } from "./fenced-dispatcher.js";
 import type { UpstreamLimits } from "./upstream-call.js";
@@ -20,6 +21,8 @@ export interface ProxyDependencies {
   dispatchers: UpstreamDispatchers;
   audit: AuditLog;
   canonicalLimits?: Partial<CanonicalLimits>;
+  /** Reuses the canonical form of repeated requests (built with `canonicalLimits`); without it every call canonicalizes. */
+  canonicalRequests?: CanonicalRequestMemo;
   upstreamLimits?: Partial<UpstreamLimits>;
 }
 
@@ -33,7 +36,7 @@ export interface AuthorizedRequest {
 /** Step: the request in canonical form (the same values are authorized and sent). */
 export function canonicalize(deps: ProxyDependencies, request: HttpRequest | undefined): CanonicalRequest {
   if (!request) throw new CapvaultError("INVALID_REQUEST", "request is required");
-  return canonicalizeRequest(request, deps.canonicalLimits);
+  return deps.canonicalRequests ? deps.canonicalRequests.canonicalize(request) : canonicalizeRequest(request, deps.canonicalLimits);
 }
 
 /**

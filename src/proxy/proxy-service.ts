@@ -13,7 +13,7 @@ import type { ResolvedAccessToken } from "../oauth/refresher.js";
 import { callContext, type CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
 import { MalformedMessage } from "../server/service-definitions.js";
-import { buildUpstreamUrl } from "./build-upstream-url.js";
+import { upstreamUrlFor } from "./build-upstream-url.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import {
@@ -42,7 +42,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
         const token = bearerCapability(ctx);
         facts.request = canonicalize(deps, message.request);
         facts.route = await deps.connections.route(facts.request.connection);
-        const url = buildUpstreamUrl(facts.route.target, facts.request);
+        const url = upstreamUrlFor(facts.route.target, facts.request);
         facts.decision = await authorizeRequest(deps, token, facts, url);
         const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
         const response = await forwardWithRefresh({
@@ -121,7 +121,7 @@ async function proxyStream(
     const token = bearerCapability(ctx);
     facts.request = canonicalize(deps, { ...first.value.head, body: Buffer.alloc(0) });
     facts.route = await deps.connections.route(facts.request.connection);
-    const url = buildUpstreamUrl(facts.route.target, facts.request);
+    const url = upstreamUrlFor(facts.route.target, facts.request);
     facts.decision = await authorizeRequest(deps, token, facts, url);
     const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
     const accessToken = await credential.current();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
-import { buildUpstreamUrl } from "../../src/proxy/build-upstream-url.js";
+import { buildUpstreamUrl, upstreamUrlFor } from "../../src/proxy/build-upstream-url.js";
 import type { UpstreamTarget } from "../../src/proxy/upstream-target.js";
 
 const target = (baseUrl: string, allowedHosts = ["api.github.com"]): UpstreamTarget => ({
@@ -68,5 +68,24 @@ describe("buildUpstreamUrl", () => {
     }
     // canonicalizePath refuses "//evil.test"; even if it did not, the URL would be checked
     forbidden(target("https://api.github.com"), "//evil.test/x");
+  });
+});
+
+describe("upstreamUrlFor", () => {
+  it("builds once per canonical request and target, and never hands one target's URL to another", () => {
+    const request = Object.freeze({ path: "/repos/acme/widgets", queryString: "state=open" });
+    const github = target("https://api.github.com");
+    const gitlab = target("https://gitlab.example", ["gitlab.example"]);
+    const first = upstreamUrlFor(github, request);
+    expect(first).toEqual(buildUpstreamUrl(github, request));
+    expect(upstreamUrlFor(github, request)).toBe(first);
+    const other = upstreamUrlFor(gitlab, request);
+    expect(other.origin).toBe("https://gitlab.example");
+    expect(upstreamUrlFor(github, request).origin).toBe("https://api.github.com");
+  });
+
+  it("fences exactly like buildUpstreamUrl, every time", () => {
+    const request = Object.freeze({ path: "/x", queryString: "" });
+    for (let i = 0; i < 2; i++) expect(() => upstreamUrlFor(target("https://127.0.0.1", ["127.0.0.1"]), request)).toThrow(CapvaultError);
   });
 });
