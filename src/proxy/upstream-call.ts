@@ -5,7 +5,7 @@ import type { Header } from "../gen/capvault/v1/common.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import type { CanonicalRequest } from "./canonical-request.js";
 import { filterResponseHeaders, responseHeaderEntries } from "./response-header-allowlist.js";
-import { upstreamDeadline } from "./upstream-deadline.js";
+import { callerDeadline, upstreamDeadline } from "./upstream-deadline.js";
 import { toUpstreamError } from "./upstream-error.js";
 import { buildUpstreamRequestHeaders } from "./upstream-request-headers.js";
 import type { UpstreamTarget } from "./upstream-target.js";
@@ -40,6 +40,11 @@ export interface UpstreamCall {
   readonly dispatcher: Dispatcher;
   /** Cancellation of the RPC. */
   readonly signal?: AbortSignal;
+  /**
+   * Whether `signal` already aborts when `deadline` passes (a gRPC call context's does): then the call needs no timer
+   * and abort signal of its own, and a deadline abort is reported with the signal's reason.
+   */
+  readonly signalCoversDeadline?: boolean;
   /** The RPC's deadline, epoch milliseconds. */
   readonly deadline?: number;
   readonly limits?: Partial<UpstreamLimits>;
@@ -104,7 +109,10 @@ async function start(call: UpstreamCall, body: Buffer | Readable | undefined): P
   const url = call.url ?? buildUpstreamUrl(call.target, call.request);
   const headers = buildUpstreamRequestHeaders(call.target, call.request.headers, call.credential);
   const metadata = { host: url.hostname };
-  const deadline = upstreamDeadline(call.signal, call.deadline, limits.timeoutMs);
+  const deadline =
+    call.signalCoversDeadline && call.signal && call.deadline !== undefined
+      ? callerDeadline(call.signal, call.deadline)
+      : upstreamDeadline(call.signal, call.deadline, limits.timeoutMs);
 
   let res: Dispatcher.ResponseData;
   try {

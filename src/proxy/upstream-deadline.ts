@@ -32,6 +32,16 @@ export function upstreamDeadline(callerSignal: AbortSignal | undefined, deadline
   };
 }
 
+/**
+ * The caller's own signal, when it already aborts at `deadline` (see UpstreamCall.signalCoversDeadline): nothing to
+ * set up or release. Throws at once if the deadline has passed or the caller has cancelled.
+ */
+export function callerDeadline(callerSignal: AbortSignal, deadline: number): UpstreamDeadline {
+  if (callerSignal.aborted) throw reasonFor(callerSignal.reason);
+  if (deadline - Date.now() <= 0) throw new CapvaultError("UPSTREAM_TIMEOUT");
+  return { signal: callerSignal, dispose() {} };
+}
+
 function reasonFor(reason: unknown): CapvaultError {
   if (reason instanceof CapvaultError) return reason;
   if ((reason as { name?: unknown })?.name === "TimeoutError") return new CapvaultError("UPSTREAM_TIMEOUT");

@@ -1,3 +1,4 @@
+import { CapvaultError } from "../errors/capvault-error.js";
 import type {
   Metadata,
   ServerDuplexStream,
@@ -16,7 +17,10 @@ export type ServerCall =
 /** What a handler knows about the call besides its request: metadata, the caller's deadline, and cancellation. */
 export interface CallContext {
   metadata: Metadata;
-  /** Aborted when the client cancels, the deadline passes, or the server is force-stopped. */
+  /**
+   * Aborted when the client cancels (reason: CapvaultError CANCELLED) or the deadline passes (DEADLINE_EXCEEDED), so
+   * work handed this signal stops by the caller's deadline without a timer of its own.
+   */
   signal: AbortSignal;
   /** The caller's deadline, if it set one. */
   deadline?: Date;
@@ -30,14 +34,14 @@ export interface CallContext {
 /** Build the context of a server call. */
 export function callContext(call: ServerCall): CallContext {
   const controller = new AbortController();
-  const onCancelled = () => controller.abort(new Error("call cancelled"));
+  const onCancelled = () => controller.abort(new CapvaultError("CANCELLED"));
   // grpc-js also emits "cancelled" after a call it has answered normally: finished() stops listening first.
   (call as ServerUnaryCall<unknown, unknown>).once("cancelled", onCancelled);
   const raw = call.getDeadline();
   const deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
   let timer: NodeJS.Timeout | undefined;
   if (deadline) {
-    timer = setTimeout(() => controller.abort(new Error("deadline exceeded")), Math.max(0, deadline.getTime() - Date.now()));
+    timer = setTimeout(() => controller.abort(new CapvaultError("DEADLINE_EXCEEDED")), Math.max(0, deadline.getTime() - Date.now()));
     timer.unref(); // finished() clears it; after a cancellation it fires into an aborted controller, which is a no-op
   }
   return {

@@ -396,6 +396,25 @@ describe("callUpstream: deadline and cancellation", () => {
   it("does not connect at all when the deadline has already passed", async () => {
     await refusedBeforeAnySocket("UPSTREAM_TIMEOUT", () => proxy(httpRequest(), { deadline: Date.now() - 1 }));
   });
+
+  it("with a signal that covers the deadline (a gRPC call's), that signal alone bounds the call, with its reason", async () => {
+    api.handler = hang;
+    const closed = api.nextSocketClose();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new CapvaultError("DEADLINE_EXCEEDED")), 150);
+    // The deadline named is far away: only the caller's signal can end this call.
+    await refusedWith("DEADLINE_EXCEEDED", proxy(httpRequest(), { signal: controller.signal, signalCoversDeadline: true, deadline: Date.now() + 60_000 }));
+    await closed;
+  });
+
+  it("with a signal that covers the deadline, a passed deadline or a cancelled caller still opens no socket", async () => {
+    await refusedBeforeAnySocket("UPSTREAM_TIMEOUT", () =>
+      proxy(httpRequest(), { signal: new AbortController().signal, signalCoversDeadline: true, deadline: Date.now() - 1 }),
+    );
+    const cancelled = new AbortController();
+    cancelled.abort(new CapvaultError("CANCELLED"));
+    await refusedBeforeAnySocket("CANCELLED", () => proxy(httpRequest(), { signal: cancelled.signal, signalCoversDeadline: true, deadline: Date.now() + 60_000 }));
+  });
 });
 
 describe("callUpstream: failures never carry the credential", () => {
