@@ -254,6 +254,62 @@ describe("revocation across two broker processes", () => {
     expect(await outcome(c1, A.token, "/repos/acme/widgets/issues")).toBe("CAPABILITY_REVOKED");
   });
 
+  it("root keys rotate and retire with the CLI: new tokens use the new key, a retired key's tokens stop verifying", async () => {
+    const before = await call<MintResponse>(c1, "mint", {
+      tenant: "acme",
+      subject: "agent-before-rotation",
+      grants: [{ connection: CONNECTION, method: "GET", pathPrefix: "/repos/acme/" }],
+      ttl: { seconds: 3600, nanos: 0 },
+      operator: false,
+    }, operator);
+    const rotated = await cli(["token", "rotate-root-key", "--json"]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const { keyId } = JSON.parse(rotated.stdout) as { keyId: number; publicKey: string };
+    const oldKey = Number(before.rootKeyId);
+    expect(keyId).toBeGreaterThan(oldKey);
+    expect((await store.rootKeys.list()).map((k) => k.id)).toContain(keyId);
+    // The signing key cannot be retired; an unknown id neither.
+    const signing = await cli(["token", "retire-root-key", "--id", String(keyId)]);
+    expect(signing.code).toBe(1);
+    expect(signing.stderr).toContain("rotate-root-key");
+    expect((await cli(["token", "retire-root-key", "--id", "999"])).code).toBe(1);
+    expect((await cli(["token", "retire-root-key", "--id", "x"])).code).toBe(2);
+
+    // A broker started now (its first load) signs with the new key and still verifies the old one...
+    const b3 = await startBrokerProcess(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], env);
+    const c3 = new CapabilityServiceClient(b3.address, credentials.createInsecure());
+    try {
+      const after = await call<MintResponse>(c3, "mint", {
+        tenant: "acme",
+        subject: "agent-after-rotation",
+        grants: [{ connection: CONNECTION, method: "GET", pathPrefix: "/repos/acme/" }],
+        ttl: { seconds: 3600, nanos: 0 },
+        operator: false,
+      }, operator);
+      expect(Number(after.rootKeyId)).toBe(keyId);
+      expect(await outcome(c3, before.token, "/repos/acme/x")).toBe("ALLOWED");
+
+      // ...until the old key is retired: then its tokens (the operator's too) are refused, the new ones are not.
+      const retired = await cli(["token", "retire-root-key", "--id", String(oldKey)]);
+      expect(retired.code, retired.stderr).toBe(0);
+      expect((await store.rootKeys.list()).find((k) => k.id === oldKey)?.retiredAt).toBeInstanceOf(Date);
+      const b4 = await startBrokerProcess(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], env);
+      const c4 = new CapabilityServiceClient(b4.address, credentials.createInsecure());
+      try {
+        expect(await outcome(c4, before.token, "/repos/acme/x")).toBe("CAPABILITY_UNKNOWN_ROOT_KEY");
+        expect(await outcome(c4, after.token, "/repos/acme/x")).toBe("ALLOWED");
+      } finally {
+        c4.close();
+        b4.child.kill("SIGTERM");
+        await b4.exited;
+      }
+    } finally {
+      c3.close();
+      b3.child.kill("SIGTERM");
+      await b3.exited;
+    }
+  }, 120_000);
+
   it("both brokers stop cleanly", async () => {
     for (const b of [b1, b2]) b.child.kill("SIGTERM");
     expect(await Promise.all([b1.exited, b2.exited])).toEqual([0, 0]);

@@ -1,7 +1,5 @@
 import { AuditLog } from "../../audit/audit-log.js";
 import { Capabilities } from "../../capabilities/capabilities.js";
-import { RootKeyRing } from "../../capabilities/root-key-ring.js";
-import { ConfigError, loadConfig, parseFlags } from "../../config/load-config.js";
 import { CapvaultError } from "../../errors/capvault-error.js";
 import {
   InspectResponse,
@@ -14,10 +12,6 @@ import {
   type Term,
 } from "../../gen/capvault/v1/capability.js";
 import type { Header, HttpRequest, QueryParam } from "../../gen/capvault/v1/common.js";
-import { openStore } from "../../store/open-store.js";
-import { keyringConfigOf } from "../../vault/keyring-config.js";
-import { openLocalKeyring } from "../../vault/local-keyring.js";
-import { openVault } from "../../vault/open-vault.js";
 import {
   BROKER_OPTIONS,
   BROKER_OPTIONS_HELP,
@@ -37,6 +31,7 @@ import {
   type TokenSources,
 } from "../broker-client.js";
 import { EXIT, type CliCommand } from "../cli-command.js";
+import { withLocalRootKeys } from "./local-root-keys.js";
 
 /** Where a token subcommand reads and writes (the process by default; tests inject their own). */
 export interface TokenIo extends TokenSources {
@@ -337,52 +332,103 @@ run it already holds the keys to everything. Prints the token on stdout.
 
 /** bootstrap-operator: configuration flags are the broker's, so argv is split between parseFlags and our options. */
 async function runBootstrapOperator(argv: string[], io: TokenIo): Promise<number> {
-  const { flags, config: file, rest, problems } = parseFlags(argv);
-  if (problems.length) throw new CliUsageError(problems.join("; "));
-  const o = parseOptions(rest, bootstrapOperator.options);
-  const tenant = required(o, "--tenant");
-  const subject = required(o, "--subject");
-  const ttl = parseDuration(required(o, "--ttl"), "--ttl");
-  noPositionals(o);
-  let config;
-  try {
-    config = loadConfig({ flags, file, ...(io.env ? { env: io.env } : {}), overrides: { dev: false } });
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliUsageError(err.message);
-    throw err;
-  }
-  const keyring = keyringConfigOf(config);
-  if (!config.mongodb.uri || keyring.source === "dev") {
-    throw new CliUsageError("needs the broker's MongoDB and key-encryption key (CAPVAULT_MONGODB_URI and CAPVAULT_KEYRING_FILE or CAPVAULT_KEK)");
-  }
-  const store = await openStore(config);
-  const caps = new Capabilities({ workers: 1 });
-  try {
-    const kms = await openLocalKeyring(keyring);
-    const vault = await openVault({ dataKeys: store.dataKeys, keyring: kms });
-    const keys = await RootKeyRing.open(store, vault);
-    await caps.ready();
-    const minted = await caps.mint({ rootKey: keys.signingKey(), tenant, subject, grants: [], ttlSeconds: ttl, operator: true });
-    await new AuditLog(store.audit).recordAndWait({
-      tenant,
-      action: "mint",
-      subject: "capvault token bootstrap-operator (local)",
-      decision: "ok",
-      detail: `minted for ${subject} (operator, bootstrap): authority ${minted.revocationIds[0]}`,
-    });
-    if (o.switches.has("--json")) {
-      io.stdout.write(`${JSON.stringify({ token: minted.token, expiresAt: minted.expiresAt.toISOString(), revocationIds: minted.revocationIds, rootKeyId: minted.rootKeyId })}\n`);
-    } else io.stdout.write(`${minted.token}\n`);
-    io.stderr.write(
-      `minted an operator capability for ${subject} in tenant ${tenant}, expires ${minted.expiresAt.toISOString()}, root key ${minted.rootKeyId}\n` +
-        `revocation id: ${minted.revocationIds[0]} (revoke it with 'capvault token revoke' when done). Treat the token like a password.\n`,
-    );
-    return EXIT.ok;
-  } finally {
-    await caps.close();
-    await store.close();
-  }
+  const parse = (rest: string[]) => {
+    const o = parseOptions(rest, bootstrapOperator.options);
+    const args = { tenant: required(o, "--tenant"), subject: required(o, "--subject"), ttl: parseDuration(required(o, "--ttl"), "--ttl"), json: o.switches.has("--json") };
+    noPositionals(o);
+    return args;
+  };
+  return withLocalRootKeys(argv, io.env, parse, async ({ tenant, subject, ttl, json }, { store, keys }) => {
+    const caps = new Capabilities({ workers: 1 });
+    try {
+      await caps.ready();
+      const minted = await caps.mint({ rootKey: keys.signingKey(), tenant, subject, grants: [], ttlSeconds: ttl, operator: true });
+      await new AuditLog(store.audit).recordAndWait({
+        tenant,
+        action: "mint",
+        subject: "capvault token bootstrap-operator (local)",
+        decision: "ok",
+        detail: `minted for ${subject} (operator, bootstrap): authority ${minted.revocationIds[0]}`,
+      });
+      if (json) {
+        io.stdout.write(`${JSON.stringify({ token: minted.token, expiresAt: minted.expiresAt.toISOString(), revocationIds: minted.revocationIds, rootKeyId: minted.rootKeyId })}\n`);
+      } else io.stdout.write(`${minted.token}\n`);
+      io.stderr.write(
+        `minted an operator capability for ${subject} in tenant ${tenant}, expires ${minted.expiresAt.toISOString()}, root key ${minted.rootKeyId}\n` +
+          `revocation id: ${minted.revocationIds[0]} (revoke it with 'capvault token revoke' when done). Treat the token like a password.\n`,
+      );
+      return EXIT.ok;
+    } finally {
+      await caps.close();
+    }
+  });
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// rotate-root-key, retire-root-key
+
+const rotateRootKey: Subcommand = {
+  summary: "Add a new root key that signs from now on (locally, with the broker's database and key)",
+  usage: "capvault token rotate-root-key [--json] [config flags]",
+  help: `Creates the next capability root key in the broker's database, its private half sealed by the key-encryption
+key, as 'capvault serve' would find it (CAPVAULT_MONGODB_URI, CAPVAULT_KEYRING_FILE or CAPVAULT_KEK, --config FILE).
+Every broker signs new tokens with it within 30 s (they reload root keys every 30 s); tokens signed by older keys keep
+working until those keys are retired with 'capvault token retire-root-key'. Prints the new key id and public key.
+
+  --json         print {keyId, publicKey} on stdout instead
+  --mongodb-uri, --mongodb-database, --keyring-file, --config FILE   as for 'capvault serve'`,
+  options: { "--json": "switch" },
+  runArgv: (argv, io) =>
+    withLocalRootKeys(
+      argv,
+      io.env,
+      (rest) => {
+        const o = parseOptions(rest, rotateRootKey.options);
+        noPositionals(o);
+        return { json: o.switches.has("--json") };
+      },
+      async ({ json }, { keys }) => {
+        const key = await keys.rotate();
+        io.stdout.write(json ? `${JSON.stringify({ keyId: key.id, publicKey: key.publicKeyHex })}\n` : `${key.id} ed25519/${key.publicKeyHex}\n`);
+        io.stderr.write(`root key ${key.id} added; brokers sign new tokens with it within 30 s. Retire older keys once their tokens have expired.\n`);
+        return EXIT.ok;
+      },
+    ),
+};
+
+const retireRootKey: Subcommand = {
+  summary: "Retire a root key: tokens it signed stop verifying (locally, with the broker's database and key)",
+  usage: "capvault token retire-root-key --id N [config flags]",
+  help: `Marks root key N retired in the broker's database. Within 30 s every broker refuses tokens signed by it
+(CAPABILITY_UNKNOWN_ROOT_KEY). The key that signs new tokens cannot be retired: rotate first.
+
+  --id N         the root key id (see 'capvault token rotate-root-key' or CapabilityService/ListPublicKeys)
+  --mongodb-uri, --mongodb-database, --keyring-file, --config FILE   as for 'capvault serve'`,
+  options: { "--id": "value" },
+  runArgv: (argv, io) =>
+    withLocalRootKeys(
+      argv,
+      io.env,
+      (rest) => {
+        const o = parseOptions(rest, retireRootKey.options);
+        noPositionals(o);
+        const id = Number(required(o, "--id"));
+        if (!Number.isSafeInteger(id) || id < 1) throw new CliUsageError("--id must be a root key id (a positive integer)");
+        return { id };
+      },
+      async ({ id }, { store, keys }) => {
+        const known = keys.keys().find((k) => k.id === id);
+        if (!known) throw new CapvaultError("INVALID_REQUEST", `there is no root key ${id}`);
+        if (known.retired) throw new CapvaultError("INVALID_REQUEST", `root key ${id} is already retired`);
+        if (keys.signingKey().id === id) {
+          throw new CapvaultError("INVALID_REQUEST", `root key ${id} signs new tokens: run 'capvault token rotate-root-key' first`);
+        }
+        await store.rootKeys.retire(id, new Date());
+        io.stderr.write(`root key ${id} retired; within 30 s every broker refuses the tokens it signed.\n`);
+        return EXIT.ok;
+      },
+    ),
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // the command
@@ -394,12 +440,15 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   authorize,
   revoke,
   "bootstrap-operator": bootstrapOperator,
+  "rotate-root-key": rotateRootKey,
+  "retire-root-key": retireRootKey,
 };
 
 const TOKEN_HELP = `Usage: capvault token <command> [options]
 
 Capabilities are Biscuit tokens: who may call which connection, with which method, under which path, until when.
-These commands call a running broker's CapabilityService (except bootstrap-operator, which runs locally).
+These commands call a running broker's CapabilityService (except bootstrap-operator, rotate-root-key and
+retire-root-key, which run locally with the broker's database and key-encryption key).
 Secrets are never taken as flags: the caller's capability comes from CAPVAULT_TOKEN or --token-file FILE.
 
 Commands:
