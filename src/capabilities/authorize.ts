@@ -56,11 +56,11 @@ export async function authorize(
 ): Promise<AuthorizeOutput> {
   const prepared = prepareToken(token, options.publicKeys, limits);
   const now = options.now ?? new Date();
-  const compiled = compileRequest(request, now, limits);
+  const second = Math.floor(now.getTime() / 1000);
+  const { compiled, requestKey } = compiledFor(request, now, second, limits);
   // Organisation policies describe what agents may do with connections: they apply to grant operations (proxy and
   // its dry run). Operator operations are decided by the operator token alone.
   const policies = compiled.allow === "grant" ? options.policies : undefined;
-  const second = Math.floor(now.getTime() / 1000);
   const run = () =>
     pool.run(
       {
@@ -74,16 +74,57 @@ export async function authorize(
       },
       prepared.affinity,
     );
-  const result = await (decisions ? decisions.through(second, decisionKey(prepared, limits, policies, compiled.snippet), run) : run());
+  const result = await (decisions ? decisions.through(second, decisionKey(prepared, limits, policies, requestKey), run) : run());
   return decisionOf(result, compiled, policies, options);
 }
 
 /** Everything the worker's authorizer reads, as one string (see decision-cache.ts for why this key is exact). */
-function decisionKey(prepared: PreparedToken, limits: CapabilityLimits, policies: PolicySetWire | undefined, snippet: DatalogSnippet): string {
+function decisionKey(prepared: PreparedToken, limits: CapabilityLimits, policies: PolicySetWire | undefined, requestKey: string): string {
   const run = limits.run;
-  const params = paramsJson(snippet.params);
   return [prepared.digest, prepared.key.id, prepared.key.publicKeyHex, limits.maxBlocks, policies?.id ?? "",
-    run.maxFacts, run.maxIterations, run.maxTimeMicros, snippet.code, params].join("\u0000");
+    run.maxFacts, run.maxIterations, run.maxTimeMicros, requestKey].join("\u0000");
+}
+
+interface CompiledFor {
+  second: number;
+  limits: CapabilityLimits;
+  compiled: CompiledRequest;
+  /** The request's part of the decision key: its Datalog code and parameters, or an id that stands for them. */
+  requestKey: string;
+}
+
+/** Compiled facts of deeply frozen requests, for the second they were compiled in (the `time` fact is part of them). */
+const compiledRequests = new WeakMap<AccessRequest, CompiledFor>();
+let nextCompiledId = 1;
+
+/**
+ * The request's compiled facts and its part of the decision key. A deeply frozen request (Proxy's are: see
+ * accessRequestOf) cannot change, so within one second and one set of limits its compiled facts are the same every
+ * time: they are compiled once, and a unique id stands for their code and parameters in the decision key (two
+ * compilations never share an id, so the key stays exact). Anything else is compiled afresh and keyed by its text.
+ */
+function compiledFor(request: AccessRequest, now: Date, second: number, limits: CapabilityLimits): CompiledFor {
+  const frozen = isDeeplyFrozen(request);
+  if (frozen) {
+    const known = compiledRequests.get(request);
+    if (known && known.second === second && known.limits === limits) return known;
+  }
+  const compiled = compileRequest(request, now, limits);
+  if (!frozen) return { second, limits, compiled, requestKey: `${compiled.snippet.code}\u0000${paramsJson(compiled.snippet.params)}` };
+  const entry = { second, limits, compiled, requestKey: `#${nextCompiledId++}` };
+  compiledRequests.set(request, entry);
+  return entry;
+}
+
+/** Frozen all the way down: the object, its query list and entries, and a body of plain values (never bytes, which
+ * stay writable even when frozen, nor nested objects). */
+function isDeeplyFrozen(request: AccessRequest): boolean {
+  if (!request || typeof request !== "object" || !Object.isFrozen(request)) return false;
+  const { query, body } = request;
+  if (query !== undefined && (!Object.isFrozen(query) || !query.every((q) => Object.isFrozen(q)))) return false;
+  if (body === undefined) return true;
+  if (body instanceof Uint8Array || !Object.isFrozen(body)) return false;
+  return Object.values(body).every((v) => v === null || typeof v !== "object");
 }
 
 /** JSON of the parameters; a bigint (which JSON.stringify refuses) is written as an object no parameter can be. */

@@ -41,7 +41,9 @@ export function canonicalize(deps: ProxyDependencies, request: HttpRequest | und
 
 /**
  * The ambient facts of one request, exactly one of each. `url` is the upstream URL built (and fenced) from the same
- * canonical request; Proxy builds it once and sends exactly there.
+ * canonical request; Proxy builds it once and sends exactly there. The result is deeply frozen, and a repeated
+ * request (the same frozen CanonicalRequest, route, URL and operation) gets the very same object, which lets the
+ * capability runtime reuse its compiled facts within the second (authorize.ts).
  */
 export function accessRequestOf(
   request: CanonicalRequest,
@@ -49,19 +51,24 @@ export function accessRequestOf(
   url: UpstreamUrl = buildUpstreamUrl(route.target, request),
   operation = "proxy",
 ): AccessRequest {
-  const host = url.hostname;
-  return {
+  const known = accessRequests.get(request);
+  if (known && known.route === route && known.url === url && known.operation === operation) return known.access;
+  const access: AccessRequest = Object.freeze({
     operation,
     tenant: route.tenant,
     connection: route.id,
     provider: route.provider,
-    host,
+    host: url.hostname,
     method: request.method,
     path: request.path,
-    query: request.query.map((q) => ({ name: q.name, value: q.value })),
-    body: Object.fromEntries(request.bodyFields),
-  };
+    query: Object.freeze(request.query.map((q) => Object.freeze({ name: q.name, value: q.value }))) as AccessRequest["query"],
+    body: Object.freeze(Object.fromEntries(request.bodyFields)),
+  });
+  accessRequests.set(request, { route, url, operation, access });
+  return access;
 }
+
+const accessRequests = new WeakMap<CanonicalRequest, { route: ConnectionRoute; url: UpstreamUrl; operation: string; access: AccessRequest }>();
 
 /**
  * Step: does the capability allow this request? The decision is kept in `facts` (so a refusal is audited with who

@@ -4,6 +4,7 @@ import { policySetFromSources } from "../../src/capabilities/policies.js";
 import type { AuthorizeJobResult, AuthorizerOutcome } from "../../src/capabilities/protocol.js";
 import { RevocationSet } from "../../src/capabilities/revocation-set.js";
 import { generateRootKey, toPublicKey } from "../../src/capabilities/root-keys.js";
+import type { AccessRequest } from "../../src/capabilities/vocabulary.js";
 import { expectReason, githubRequest, harness, mintAcmeToken, type Harness } from "./fixtures.js";
 
 /** An AuthorizeJobResult-shaped value with the given outcome. */
@@ -403,5 +404,79 @@ describe("Capabilities.authorize through the decision cache", () => {
     expect(c2).toEqual(first);
     expect(off.caps.decisions.size).toBe(0);
     expect(off.caps.decisions.hits).toBe(0);
+  });
+});
+
+describe("compiled request facts of frozen requests", () => {
+  const h: Harness = harness();
+  const NOW = new Date("2030-01-15T12:00:00Z");
+  let token: string;
+  beforeAll(async () => {
+    token = await mintAcmeToken(h, NOW);
+  });
+  afterAll(() => h.caps.close());
+
+  const frozen = (overrides: Parameters<typeof githubRequest>[0] = {}): AccessRequest => {
+    const r = githubRequest({ query: [{ name: "state", value: "open" }], ...overrides });
+    return Object.freeze({ ...r, query: Object.freeze(r.query!.map((q) => Object.freeze({ ...q }))) as AccessRequest["query"] });
+  };
+
+  it("a mutable request is read afresh on every call: changing it changes the decision", async () => {
+    const now = new Date(NOW.getTime() + 7_000);
+    const request = githubRequest();
+    const opts = { publicKeys: h.publicKeys, now };
+    expect((await h.caps.authorize(token, request, opts)).allowed).toBe(true);
+    request.path = "/repos/globex/secrets";
+    const d = await h.caps.authorize(token, request, opts);
+    expect(d.allowed).toBe(false);
+    expect(d.canonicalPath).toBe("/repos/globex/secrets");
+  });
+
+  it("a deeply frozen request gives the same decision each time, and distinct frozen requests never share one", async () => {
+    const now = new Date(NOW.getTime() + 8_000);
+    const opts = { publicKeys: h.publicKeys, now };
+    const allowed = frozen();
+    const refused = frozen({ path: "/repos/globex/secrets" });
+    for (let i = 0; i < 3; i++) {
+      expect((await h.caps.authorize(token, allowed, opts)).allowed).toBe(true);
+      const d = await h.caps.authorize(token, refused, opts);
+      expect(d.allowed).toBe(false);
+      expect(d.canonicalPath).toBe("/repos/globex/secrets");
+    }
+    // the next second is compiled again (its `time` fact differs): still decided the same way
+    const later = { publicKeys: h.publicKeys, now: new Date(now.getTime() + 1_000) };
+    expect((await h.caps.authorize(token, allowed, later)).allowed).toBe(true);
+    expect((await h.caps.authorize(token, refused, later)).allowed).toBe(false);
+  });
+
+  it("a frozen request's compiled facts never outlive their second: a token that expires in between is refused", async () => {
+    const start = new Date(NOW.getTime() + 20_000);
+    const shortLived = (
+      await h.caps.mint({
+        rootKey: h.rootKey,
+        tenant: "acme",
+        subject: "agent-brief",
+        grants: [{ connection: "conn-github-1", method: "GET", pathPrefix: "/repos/acme/" }],
+        ttlSeconds: 2,
+        now: start,
+      })
+    ).token;
+    const request = frozen();
+    expect((await h.caps.authorize(shortLived, request, { publicKeys: h.publicKeys, now: start })).allowed).toBe(true);
+    const later = await h.caps.authorize(shortLived, request, { publicKeys: h.publicKeys, now: new Date(start.getTime() + 5_000) });
+    expect(later.allowed).toBe(false);
+    expect(later.reason).toBe("CAPABILITY_EXPIRED");
+  });
+
+  it("a frozen request whose body holds an object is not treated as unchanging: changing the object changes the decision", async () => {
+    const now = new Date(NOW.getTime() + 9_000);
+    const opts = { publicKeys: h.publicKeys, now };
+    // Only requests whose body field "filter" is exactly {"state":"open"} (objects become their JSON text).
+    const narrowed = (await h.caps.attenuate(token, { body: [{ name: "filter", values: ['{"state":"open"}'] }] }, h.publicKeys, NOW)).token;
+    const nested = { state: "open" };
+    const request = Object.freeze({ ...frozen(), body: Object.freeze({ filter: nested }) });
+    expect((await h.caps.authorize(narrowed, request, opts)).allowed).toBe(true);
+    nested.state = "closed";
+    expect((await h.caps.authorize(narrowed, request, opts)).allowed).toBe(false);
   });
 });
