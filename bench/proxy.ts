@@ -31,7 +31,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
@@ -41,6 +40,7 @@ import { BLOCK_2, BLOCK_3, CLIENT_ID_ENV, CLIENT_SECRET_ENV, distinctTokens, Ope
 import { drive, median, summarize, type Summary } from "./support/load.js";
 import type { PeersReady } from "./support/peers.js";
 import { FIXTURES, REPO_ROOT } from "./support/paths.js";
+import { freePort } from "../test/support/free-port.js";
 import { cpuSecondsOf, rssOf, startBrokerProcess, startHelper, type Child } from "./support/processes.js";
 
 // ---- options ----------------------------------------------------------------------------------------------------
@@ -96,17 +96,6 @@ const ORDER: VariantKey[] = (["a", "b", "c", "d"] as const).filter((v) => !ONLY 
 if (ORDER.length === 0) throw new Error("--variants needs some of a, b, c, d");
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function grpcProxyCall(client: ProxyServiceClient, connection: string, token: string): Promise<void> {
   const md = new Metadata();

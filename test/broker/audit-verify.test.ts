@@ -1,13 +1,12 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, CapvaultClientError, type CapvaultClient } from "../../src/client/index.js";
 import type { AuditEvent, ListAuditEventsResponse } from "../../src/gen/capvault/v1/admin.js";
 import type { MintResponse } from "../../src/gen/capvault/v1/capability.js";
-import { CLI, REPO_ROOT } from "../support/broker-process.js";
+import { CLI, REPO_ROOT, runCli } from "../support/broker-process.js";
 import { startDevBroker, type DevBroker } from "../support/broker-harness.js";
 
 /**
@@ -17,7 +16,6 @@ import { startDevBroker, type DevBroker } from "../support/broker-harness.js";
  * `capvault audit verify` names that event. Run `npm run build` first.
  */
 
-const run = promisify(execFile);
 let d: DevBroker;
 let connection: string;
 let agentMint: MintResponse;
@@ -26,19 +24,8 @@ let narrowerIds: string[];
 let disconnected: string;
 let failNextWithInvalidToken = false;
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, CAPVAULT_TOKEN: d.operatorToken, ...d.cliEnv, ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runCli(args, { env: { ...process.env, CAPVAULT_TOKEN: d.operatorToken, ...d.cliEnv, ...env }, timeoutMs: 20_000 });
 
 function listEvents(): Promise<AuditEvent[]> {
   return new Promise((ok, no) =>

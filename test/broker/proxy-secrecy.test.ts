@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import { credentials, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { BSON } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import type { HttpRequest } from "../../src/gen/capvault/v1/common.js";
 import { ProxyServiceClient, type ProxyResponse } from "../../src/gen/capvault/v1/proxy.js";
 import { RESPONSE_HEADER_ALLOWLIST, RESPONSE_HEADER_ALLOWED_PREFIXES } from "../../src/proxy/response-header-allowlist.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
+import { freePort } from "../support/free-port.js";
 
 /**
  * Must-show: an agent holding only its capability has NO way to obtain the OAuth tokens (checklist item 10).
@@ -100,16 +100,8 @@ function proxy(label: string, connection: string, request: FetchRequest, token =
 
 const isError = (x: unknown): x is ServiceError => x instanceof Error;
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port nothing listens on (free right now). */
+const closedPort = freePort;
 
 beforeAll(async () => {
   const downPort = await closedPort();

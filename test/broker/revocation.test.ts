@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapvaultClientError, connect } from "../../src/client/index.js";
@@ -14,7 +13,7 @@ import {
 } from "../../src/gen/capvault/v1/capability.js";
 import { openMongoStore } from "../../src/store/mongodb/mongodb-store.js";
 import type { Store } from "../../src/store/store.js";
-import { CLI, REPO_ROOT, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
+import { runCli, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
 
 /**
@@ -37,22 +36,8 @@ let c2: CapabilityServiceClient;
 let operator: string;
 const CONNECTION = "conn_revocation_test_1";
 
-/** Run the built CLI with stdin closed; resolves with exit code and output. */
-function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** Run the built CLI against this test's database and key. */
+const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...env, ...extraEnv } });
 
 function call<Res>(client: CapabilityServiceClient, method: "mint" | "attenuate" | "inspect" | "authorize" | "revoke", request: object, bearer?: string): Promise<Res> {
   const md = new Metadata();

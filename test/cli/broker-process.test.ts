@@ -1,24 +1,9 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { runPythonClient } from "../support/python-clients.js";
-import { CLI, REPO_ROOT, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
+import { runCli, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
 
-const run = promisify(execFile);
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...process.env, ...env }, timeoutMs: 20_000 });
 
 let broker: BrokerProcess | undefined;
 afterEach(async () => {

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmod, cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +5,7 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runTokenCommand } from "../../src/cli/commands/token.js";
 import { openMongoStore } from "../../src/store/mongodb/mongodb-store.js";
-import { CLI, REPO_ROOT, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
+import { REPO_ROOT, runCli, startBrokerProcess, type BrokerProcess, type CliRun } from "../support/broker-process.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
 
 /**
@@ -24,29 +23,11 @@ let operator: string;
 let dir: string;
 let baseEnv: NodeJS.ProcessEnv;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-/** Run the CLI; `input` is written to stdin, which is then closed (never left open). */
-function cli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...baseEnv, ...options.env }, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? "");
-  });
-}
+/** Run the CLI with this test's environment; `input` goes to its stdin. */
+const cli = (args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> =>
+  runCli(args, { env: { ...baseEnv, ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}) });
 
 /** The same command in this process (for what needs no broker: usage errors, help), output captured. */
 async function inProcess(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {

@@ -187,23 +187,13 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     upstream,
     logs,
     db,
-    async connectAccount(user = "alice", provider = "gh") {
-      const begun = await new Promise<BeginConnectResponse>((ok, no) =>
-        connections.beginConnect({ tenant: "acme", user, provider, scopes: [] }, md(), (e, r) => (e ? no(withBrokerErrors(e, logs)) : ok(r))),
+    connectAccount(user = "alice", provider = "gh") {
+      return connectThroughOAuth(connections, md(), { tenant: "acme", user, provider }, `http://127.0.0.1:${httpPort}/oauth/callback`, (e) =>
+        withBrokerErrors(e, logs),
       );
-      const callback = await followToCallback(begun.authorizationUrl, `http://127.0.0.1:${httpPort}/oauth/callback`);
-      const page = await openCallback(callback);
-      if (!page.text.includes("is now connected")) throw new Error(`connect failed: ${page.text}`);
-      return begun.connectionId;
     },
     mint(grants, ttlSeconds = 3600, subject = "agent-1") {
-      return new Promise<MintResponse>((ok, no) =>
-        capabilities.mint(
-          { tenant: "acme", subject, grants, ttl: { seconds: ttlSeconds, nanos: 0 }, operator: false },
-          md(),
-          (e: ServiceError | null, r: MintResponse) => (e ? no(e) : ok(r)),
-        ),
-      );
+      return mintAgent(capabilities, md(), { tenant: "acme", subject, grants, ttlSeconds });
     },
     client(token) {
       const c = connect(address, token);
@@ -363,23 +353,11 @@ export async function startDevBroker(options: { upstream?: UpstreamHandler } = {
     upstream,
     db,
     cliEnv: { CAPVAULT_GRPC_ADDR: address },
-    async connectAccount(user = "alice") {
-      const begun = await new Promise<BeginConnectResponse>((ok, no) =>
-        connections.beginConnect({ tenant: "dev", user, provider: "gh", scopes: [] }, md(), (e, r) => (e ? no(e) : ok(r))),
-      );
-      const callback = await followToCallback(begun.authorizationUrl, callbackUrl);
-      const page = await openCallback(callback);
-      if (!page.text.includes("is now connected")) throw new Error(`connect failed: ${page.text}`);
-      return begun.connectionId;
+    connectAccount(user = "alice") {
+      return connectThroughOAuth(connections, md(), { tenant: "dev", user, provider: "gh" }, callbackUrl);
     },
     mint(grants, ttlSeconds = 3600, subject = "agent-1") {
-      return new Promise<MintResponse>((ok, no) =>
-        capabilities.mint(
-          { tenant: "dev", subject, grants, ttl: { seconds: ttlSeconds, nanos: 0 }, operator: false },
-          md(),
-          (e: ServiceError | null, r: MintResponse) => (e ? no(e) : ok(r)),
-        ),
-      );
+      return mintAgent(capabilities, md(), { tenant: "dev", subject, grants, ttlSeconds });
     },
     rpc: { capabilities, connections, admin },
     operatorMetadata: md,
@@ -397,4 +375,36 @@ export async function startDevBroker(options: { upstream?: UpstreamHandler } = {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The real authorization-code flow, as an operator: BeginConnect, the provider's pages, the broker's callback. */
+async function connectThroughOAuth(
+  connections: ConnectionServiceClient,
+  md: Metadata,
+  who: { tenant: string; user: string; provider: string },
+  callbackUrl: string,
+  mapError: (e: ServiceError) => Error = (e) => e,
+): Promise<string> {
+  const begun = await new Promise<BeginConnectResponse>((ok, no) =>
+    connections.beginConnect({ ...who, scopes: [] }, md, (e, r) => (e ? no(mapError(e)) : ok(r))),
+  );
+  const callback = await followToCallback(begun.authorizationUrl, callbackUrl);
+  const page = await openCallback(callback);
+  if (!page.text.includes("is now connected")) throw new Error(`connect failed: ${page.text}`);
+  return begun.connectionId;
+}
+
+/** Mint an agent (non-operator) capability through the RPC, as the operator. */
+function mintAgent(
+  capabilities: CapabilityServiceClient,
+  md: Metadata,
+  m: { tenant: string; subject: string; grants: Grant[]; ttlSeconds: number },
+): Promise<MintResponse> {
+  return new Promise<MintResponse>((ok, no) =>
+    capabilities.mint(
+      { tenant: m.tenant, subject: m.subject, grants: m.grants, ttl: { seconds: m.ttlSeconds, nanos: 0 }, operator: false },
+      md,
+      (e: ServiceError | null, r: MintResponse) => (e ? no(e) : ok(r)),
+    ),
+  );
 }

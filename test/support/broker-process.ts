@@ -6,6 +6,35 @@ export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..
 /** The built CLI (npm test builds it first). */
 export const CLI = join(REPO_ROOT, "dist", "cli", "main.js");
 
+/** What one run of the CLI did. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the built CLI with exactly `env` (callers start from process.env or a base of their own), `input` written to its
+ * stdin, which is then closed (never left open), and killed after `timeoutMs`. Resolves with exit code and output.
+ */
+export function runCli(args: string[], options: { env: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number }): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: options.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.on("error", () => {}); // a CLI that exits before reading its stdin
+    child.stdin!.end(options.input ?? "");
+  });
+}
+
 export interface BrokerProcess {
   child: ChildProcess;
   address: string;
