@@ -51,7 +51,7 @@ export function operator(address: string, token: string, tenant: string): Operat
     mint: (subject, grants, ttlSeconds) =>
       call((cb) => caps.mint({ tenant, subject, grants, ttl: { seconds: ttlSeconds, nanos: 0 }, operator: false }, md(), opts(), cb)),
     revoke: (revocationIds, reason) => call((cb) => caps.revoke({ revocationIds, reason }, md(), opts(), cb)),
-    listAuditEvents: () => call((cb) => admin.listAuditEvents({ tenant, afterSequence: 0, limit: 1000 }, md(), opts(), cb)),
+    listAuditEvents: () => call((cb) => admin.listAuditEvents({ tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, md(), opts(), cb)),
     verifyAudit: () => call((cb) => admin.verifyAudit({ tenant }, md(), opts(), cb)),
     close() {
       caps.close();

@@ -1,5 +1,6 @@
 import { bearerCapability, type CapabilityAuthority } from "../capabilities/capability-authority.js";
 import { verifyAuditChain } from "../audit/verify-audit.js";
+import { listAuditPage } from "../audit/audit-pages.js";
 import { tailAudit } from "../audit/tail-audit.js";
 import type {
   AdminServiceServer,
@@ -39,13 +40,23 @@ export function createAdminService(deps: AdminServiceDependencies): AdminService
     listAuditEvents: unary<ListAuditEventsRequest, ListAuditEventsResponse>("ListAuditEvents", async (req, ctx) => {
       await authority.requireOperator(ctx, req.tenant, "audit-read");
       const limit = Math.min(Math.max(req.limit || 100, 1), 1000);
-      const events = await store.audit.list(req.tenant, req.afterSequence, limit);
-      return { events: events.map(toAuditEvent) };
+      const page = await listAuditPage(store.audit, {
+        tenant: req.tenant,
+        limit,
+        writer: req.writer,
+        afterSequence: req.afterSequence,
+        pageToken: req.pageToken,
+      });
+      return { events: page.events.map(toAuditEvent), nextPageToken: page.nextPageToken };
     }),
 
     tailAuditEvents: serverStream<TailAuditEventsRequest, TailAuditEventsResponse>("TailAuditEvents", async (req, ctx, write) => {
       await authority.requireOperator(ctx, req.tenant, "audit-read");
-      for await (const event of tailAudit(store.audit, req.tenant, req.afterSequence, ctx.signal)) {
+      for await (const event of tailAudit(store.audit, req.tenant, ctx.signal, {
+        writer: req.writer || undefined,
+        afterSequence: req.afterSequence,
+        fromNow: req.fromNow,
+      })) {
         await write({ event: toAuditEvent(event) });
       }
     }),
@@ -59,6 +70,8 @@ export function createAdminService(deps: AdminServiceDependencies): AdminService
         brokenEventId: result.broken?.id ?? "",
         brokenSequence: result.broken?.sequence ?? 0,
         problem: result.broken?.problem ?? "",
+        brokenWriter: result.broken?.writer ?? "",
+        chainsChecked: result.chainsChecked,
       };
     }),
   };
@@ -85,6 +98,7 @@ export function toAuditEvent(e: AuditRecord): AuditEvent {
     latencyMs: e.latencyMs,
     hash: e.hash,
     previousHash: e.previousHash,
+    writer: e.writer,
   };
 }
 

@@ -46,17 +46,21 @@ const HASHED_FIELDS = [
   "previousHash",
 ] as const;
 
-/** SHA-256 over the canonical JSON of the event's hashed fields (the hash field itself excluded). */
+/**
+ * SHA-256 over the canonical JSON of the event's hashed fields (the hash field itself excluded). The writer is
+ * covered too (appended, so that events of the legacy single chain, writer "", keep their hashes).
+ */
 export function hashAuditRecord(event: Omit<AuditRecord, "hash"> | AuditRecord): string {
-  const canonical = HASHED_FIELDS.map((field) => {
+  const canonical: unknown[] = HASHED_FIELDS.map((field) => {
     const value = event[field];
     return value instanceof Date ? value.toISOString() : value;
   });
+  if (event.writer) canonical.push(event.writer);
   return hash("sha256", JSON.stringify(canonical), "hex");
 }
 
 /** Fill an entry's optional fields so every stored event has the same shape. */
-export function completeEntry(entry: AuditEntry): Omit<AuditRecord, "id" | "sequence" | "time" | "previousHash" | "hash"> {
+export function completeEntry(entry: AuditEntry): Omit<AuditRecord, "id" | "writer" | "sequence" | "time" | "previousHash" | "hash"> {
   return {
     tenant: entry.tenant,
     action: entry.action,

@@ -1,150 +1,239 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { AuditRecord } from "../store/records.js";
 import type { AuditRepository } from "../store/repositories.js";
 import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "./audit-event.js";
 
 export interface AuditLogOptions {
-  /** Events waiting to be written before record() refuses new ones (fail closed). */
+  /** Events reserved or waiting to be stored before reserve() refuses new ones (fail closed). */
   maxQueued?: number;
-  /** How many times one event may lose the race for a sequence number to another broker before giving up. */
-  maxConflicts?: number;
-  /** Called when an event could not be written (after retries). */
-  onWriteError?: (err: unknown, entry: AuditEntry) => void;
+  /** How long a caller waits for its event to be stored before its call fails (the event is still stored later). */
+  commitTimeoutMs?: number;
+  /** This process's chain id (tests); a fresh one by default. */
+  writer?: string;
+  /** Called when a write attempt fails (it is retried until it succeeds). */
+  onWriteError?: (err: unknown) => void;
   now?: () => Date;
 }
 
 /** The most events one database write carries. */
-const MAX_BATCH = 200;
+const MAX_BATCH = 500;
+const RETRY_DELAYS_MS = [50, 100, 250, 500, 1000];
 
-interface Head {
-  sequence: number;
-  hash: string;
+/** A slot in the trail, taken before acting: commit() stores the call's event and resolves once it is durable. */
+export interface AuditReservation {
+  commit(entry: AuditEntry): Promise<AuditRecord>;
+}
+
+interface Waiting {
+  entry: AuditEntry;
+  resolve: (record: AuditRecord) => void;
+  reject: (err: unknown) => void;
 }
 
 /**
- * The append-only, hash-chained audit trail. record() queues an event and returns at once, so audit never sits on
- * the Proxy hot path; one writer per tenant appends queued events in order. Each event's `_id` is
- * (tenant, sequence): when another broker process takes the same sequence first, the insert fails atomically and
- * this writer re-reads the tenant's head and retries, so the chain stays linear across processes without
- * transactions. If the backlog passes maxQueued (database down), record() throws AUDIT_WRITE_FAILED: callers fail
- * closed rather than act unaudited.
+ * The append-only, hash-chained audit trail, durable before the answer.
+ *
+ * Each AuditLog is one writer with its own hash chain per tenant (sequence 1, 2, 3… within (tenant, writer)), so
+ * broker processes never race each other for sequence numbers and an operator's Revoke cannot be starved by another
+ * broker's Proxy traffic. Verification checks every writer's chain (verify-audit.ts).
+ *
+ * Group commit: callers reserve() a slot before acting (refused when the queue is full or the database is failing),
+ * then commit() their event; everything committed while one batch is being written goes out as the next batch, and
+ * each caller's promise resolves when its batch is acknowledged. Every event is stored under its own key, so a retry
+ * after any failure is idempotent: the writer reads back what is actually stored and inserts only what is missing,
+ * whatever the server did with a partly failed batch.
  */
 export class AuditLog {
-  private readonly heads = new Map<string, Head>();
-  private readonly queues = new Map<string, AuditEntry[]>();
-  private readonly writers = new Map<string, Promise<void>>();
-  private queued = 0;
+  readonly writer: string;
+  private readonly heads = new Map<string, { sequence: number; hash: string }>();
+  private readonly registered = new Set<string>();
+  private readonly waiting: Waiting[] = [];
+  private reserved = 0;
+  private writing: Promise<void> | undefined;
+  private failingSince: number | undefined;
   private readonly maxQueued: number;
-  private readonly maxConflicts: number;
+  private readonly commitTimeoutMs: number;
   private readonly now: () => Date;
 
   constructor(
     private readonly repository: AuditRepository,
     private readonly options: AuditLogOptions = {},
   ) {
+    this.writer = options.writer ?? newWriterId();
     this.maxQueued = options.maxQueued ?? 10_000;
-    this.maxConflicts = options.maxConflicts ?? 100;
+    this.commitTimeoutMs = options.commitTimeoutMs ?? 10_000;
     this.now = options.now ?? (() => new Date());
   }
 
-  /** Queue an event for writing. Throws AUDIT_WRITE_FAILED when the backlog is full. */
-  record(entry: AuditEntry): void {
-    if (this.queued >= this.maxQueued) {
-      throw new CapvaultError("AUDIT_WRITE_FAILED", "the audit backlog is full; refusing to act unaudited");
-    }
-    this.queued++;
-    const queue = this.queues.get(entry.tenant) ?? [];
-    queue.push(entry);
-    this.queues.set(entry.tenant, queue);
-    if (!this.writers.has(entry.tenant)) this.startWriter(entry.tenant);
+  /** False while a write is failing: new work is refused until the database takes events again. */
+  get healthy(): boolean {
+    return this.failingSince === undefined;
   }
 
-  /** Record an event and wait until it is stored (for rare, important actions: mint, revoke, disconnect). */
-  async recordAndWait(entry: AuditEntry): Promise<AuditRecord> {
-    return this.append(entry);
+  /** Events reserved or waiting to be stored. */
+  get depth(): number {
+    return this.reserved + this.waiting.length + this.inFlight;
+  }
+  private inFlight = 0;
+
+  /**
+   * Take a slot for one event before acting. Throws AUDIT_UNAVAILABLE (nothing may be done) when the queue is full or
+   * the database is not taking events.
+   */
+  reserve(): AuditReservation {
+    if (!this.healthy) throw new CapvaultError("AUDIT_UNAVAILABLE", "the audit trail's database is not taking events");
+    if (this.depth >= this.maxQueued) throw new CapvaultError("AUDIT_UNAVAILABLE", "the audit queue is full");
+    this.reserved++;
+    let used = false;
+    return {
+      commit: (entry) => {
+        if (used) throw new Error("an audit reservation is committed once");
+        used = true;
+        this.reserved--;
+        return this.enqueue(entry);
+      },
+    };
   }
 
-  /** Wait until everything queued so far is written (shutdown, tests). */
-  async flush(): Promise<void> {
-    while (this.writers.size) await Promise.all([...this.writers.values()]);
-  }
-
-  private startWriter(tenant: string): void {
-    const run = (async () => {
-      // Start after the current turn of the event loop: the caller's response goes out before the chaining work, and
-      // every event recorded meanwhile joins the first batch.
-      await new Promise((resolve) => setImmediate(resolve));
-      const queue = this.queues.get(tenant)!;
-      while (queue.length) {
-        // Everything queued so far goes out as one ordered batch: one database round trip for many events.
-        const batch = queue.splice(0, MAX_BATCH);
-        try {
-          await this.appendBatch(tenant, batch);
-        } catch (err) {
-          for (const entry of batch) this.options.onWriteError?.(err, entry);
-        } finally {
-          this.queued -= batch.length;
-        }
-      }
-      this.queues.delete(tenant);
-      this.writers.delete(tenant);
-    })();
-    this.writers.set(tenant, run);
+  /** Reserve, then store an event and wait until it is durable (operator actions: mint, revoke, disconnect…). */
+  recordAndWait(entry: AuditEntry): Promise<AuditRecord> {
+    return this.reserve().commit(entry);
   }
 
   /**
-   * Chain a batch in memory after the tenant's head and insert it in order. If another broker took a sequence
-   * meanwhile, the events before it are stored; re-read the head and re-chain the rest.
+   * Store an event without waiting (background events: refreshes, connects). Never refused for a failing database:
+   * the event waits in memory and is retried; only a full queue refuses it (AUDIT_UNAVAILABLE).
    */
-  private async appendBatch(tenant: string, entries: AuditEntry[]): Promise<void> {
-    let rest = entries;
-    for (let attempt = 0; rest.length && attempt <= this.maxConflicts; attempt++) {
-      let head = await this.head(tenant, attempt > 0);
-      const time = this.now();
-      const records = rest.map((entry) => {
-        const record = completeEntry(entry) as AuditRecord;
-        record.id = randomUUID();
-        record.sequence = head.sequence + 1;
-        record.time = time;
-        record.previousHash = head.hash;
-        record.hash = hashAuditRecord(record);
-        head = { sequence: record.sequence, hash: record.hash };
-        return record;
-      });
-      const stored = await this.repository.insertMany(records);
-      if (stored > 0) this.heads.set(tenant, { sequence: records[stored - 1].sequence, hash: records[stored - 1].hash });
-      rest = rest.slice(stored);
-    }
-    if (rest.length) throw new CapvaultError("AUDIT_WRITE_FAILED", "lost the race for audit sequence numbers too many times");
+  record(entry: AuditEntry): void {
+    if (this.depth >= this.maxQueued) throw new CapvaultError("AUDIT_UNAVAILABLE", "the audit queue is full");
+    this.enqueue(entry).catch(() => undefined); // failures are reported through onWriteError
   }
 
-  private async append(entry: AuditEntry): Promise<AuditRecord> {
-    const body = completeEntry(entry);
-    for (let attempt = 0; attempt <= this.maxConflicts; attempt++) {
-      const head = await this.head(entry.tenant, attempt > 0);
+  /**
+   * Wait until every event committed so far is stored (shutdown, tests); with `maxWaitMs`, give up after that long
+   * (the database is down) and say whether everything was stored.
+   */
+  async flush(maxWaitMs?: number): Promise<boolean> {
+    const deadline = maxWaitMs === undefined ? Infinity : Date.now() + maxWaitMs;
+    while (this.writing && Date.now() < deadline) {
+      await (maxWaitMs === undefined ? this.writing : Promise.race([this.writing, sleep(Math.min(100, deadline - Date.now()))]));
+    }
+    return this.writing === undefined;
+  }
+
+  private enqueue(entry: AuditEntry): Promise<AuditRecord> {
+    const stored = new Promise<AuditRecord>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
+    this.writing ??= this.writeAll();
+    return withTimeout(stored, this.commitTimeoutMs);
+  }
+
+  private async writeAll(): Promise<void> {
+    // Start after the current turn of the event loop, so that every event committed meanwhile joins the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.waiting.length) {
+      const batch = this.waiting.splice(0, MAX_BATCH);
+      this.inFlight = batch.length;
+      const records = await this.chain(batch.map((w) => w.entry));
+      await this.storeDurably(records);
+      this.inFlight = 0;
+      batch.forEach((w, i) => w.resolve(records[i]));
+    }
+    this.writing = undefined;
+  }
+
+  /** Fix each event's place in its tenant's chain: once chained, an event is retried exactly as it is. */
+  private async chain(entries: AuditEntry[]): Promise<AuditRecord[]> {
+    const time = this.now();
+    const records: AuditRecord[] = [];
+    for (const entry of entries) {
+      await this.registerChain(entry.tenant);
+      const head = this.heads.get(entry.tenant) ?? { sequence: 0, hash: GENESIS_HASH };
       const record: Omit<AuditRecord, "hash"> = {
-        ...body,
+        ...completeEntry(entry),
         id: randomUUID(),
+        writer: this.writer,
         sequence: head.sequence + 1,
-        time: this.now(),
+        time,
         previousHash: head.hash,
       };
       const full: AuditRecord = { ...record, hash: hashAuditRecord(record) };
-      if (await this.repository.insert(full)) {
-        this.heads.set(entry.tenant, { sequence: full.sequence, hash: full.hash });
-        return full;
-      }
+      this.heads.set(entry.tenant, { sequence: full.sequence, hash: full.hash });
+      records.push(full);
     }
-    throw new CapvaultError("AUDIT_WRITE_FAILED", "lost the race for an audit sequence number too many times");
+    return records;
   }
 
-  private async head(tenant: string, reload: boolean): Promise<Head> {
-    const cached = this.heads.get(tenant);
-    if (cached && !reload) return cached;
-    const last = await this.repository.last(tenant);
-    const head = last ? { sequence: last.sequence, hash: last.hash } : { sequence: 0, hash: GENESIS_HASH };
-    this.heads.set(tenant, head);
-    return head;
+  /** A chain is registered before its first event is stored, so that verification knows every chain exists. */
+  private async registerChain(tenant: string): Promise<void> {
+    if (this.registered.has(tenant)) return;
+    await this.untilDone(() => this.repository.registerWriter({ tenant, writer: this.writer, startedAt: this.now() }));
+    this.registered.add(tenant);
   }
+
+  /** Insert; after any failure read back what is stored, insert only what is missing, and retry until all is. */
+  private async storeDurably(records: AuditRecord[]): Promise<void> {
+    let missing = records;
+    for (let attempt = 0; missing.length; attempt++) {
+      try {
+        await this.repository.insertMany(missing);
+        missing = [];
+      } catch (err) {
+        this.options.onWriteError?.(err);
+        try {
+          missing = await this.notStored(missing);
+        } catch (readErr) {
+          this.options.onWriteError?.(readErr);
+        }
+        if (missing.length) {
+          this.failingSince ??= Date.now();
+          await sleep(RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]);
+        }
+      }
+    }
+    this.failingSince = undefined;
+  }
+
+  private async notStored(records: AuditRecord[]): Promise<AuditRecord[]> {
+    const stored = await Promise.all(records.map((r) => this.repository.get(r.tenant, r.writer, r.sequence)));
+    return records.filter((record, i) => {
+      const found = stored[i];
+      if (found && found.hash !== record.hash) {
+        // Only this process writes under its writer id: a different event at this key means two processes share one.
+        throw new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${record.writer}/${record.sequence}`);
+      }
+      return !found;
+    });
+  }
+
+  private async untilDone(operation: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await operation();
+        return;
+      } catch (err) {
+        this.options.onWriteError?.(err);
+        this.failingSince ??= Date.now();
+        await sleep(RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]);
+      }
+    }
+  }
+}
+
+/** Writer ids sort by start time (base-36 milliseconds), then a random part so two processes never share one. */
+function newWriterId(): string {
+  return `w${Date.now().toString(36)}${randomBytes(5).toString("hex")}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The caller stops waiting after `ms`; the event itself stays queued and is stored when the database allows. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", "the audit event was not stored in time")), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

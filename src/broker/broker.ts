@@ -19,6 +19,7 @@ import type { ProxyDependencies } from "../proxy/proxy-pipeline.js";
 import { createProxyService } from "../proxy/proxy-service.js";
 import { CanonicalRequestMemo } from "../proxy/canonical-request-memo.js";
 import { startGrpcServer, type GrpcServerHandle } from "../server/grpc-server.js";
+import { monitorReadiness } from "./readiness.js";
 import { setFailureReporter } from "../server/rpc-handlers.js";
 import { openStore } from "../store/open-store.js";
 import type { Store } from "../store/store.js";
@@ -49,7 +50,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const kms = await openLocalKeyring(keyringConfigOf(config));
   const vault = await openVault({ dataKeys: store.dataKeys, keyring: kms });
   const audit = new AuditLog(store.audit, {
-    onWriteError: (err, entry) => logger.error({ err, action: entry.action, tenant: entry.tenant }, "audit write failed"),
+    maxQueued: config.audit.maxQueued,
+    commitTimeoutMs: config.audit.commitTimeoutMs,
+    onWriteError: (err) => logger.error({ err }, "audit write failed; retrying"),
   });
 
   const caps = new Capabilities();
@@ -113,10 +116,20 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
           tokens.invalidate(tenant, id);
           connections.forget(id);
         },
+        audit,
       ),
       proxy: createProxyService(proxy),
       admin: createAdminService({ authority, store, kms }),
     },
+  });
+
+  const readiness = monitorReadiness({
+    checks: [
+      { name: "database", ready: () => store.ping().then(() => true) },
+      { name: "audit", ready: () => audit.healthy },
+    ],
+    setServing: (serving) => grpc.health.setServing(serving),
+    logger,
   });
 
   let devOperatorToken: string | undefined;
@@ -144,13 +157,14 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     devOperatorToken,
     stop() {
       stopping ??= (async () => {
+        readiness.stop();
         const { forced } = await grpc.shutdown(config.grpc.shutdownGraceMs);
         logger.info({ forced }, "gRPC server stopped");
         await callback.close();
         await Promise.all([sweeper.stop(), purge.stop()]);
         revocations.stop();
         clearInterval(keyReload);
-        await audit.flush();
+        if (!(await audit.flush(config.grpc.shutdownGraceMs))) logger.error({ queued: audit.depth }, "audit events not stored at shutdown: the database is unreachable");
         await dispatchers.close();
         await caps.close();
         await store.close();

@@ -18,10 +18,11 @@ import type {
   RevokeResponse,
   Term,
 } from "../gen/capvault/v1/capability.js";
-import { accessRequestOf, canonicalize, type ProxyDependencies } from "../proxy/proxy-pipeline.js";
+import { admit } from "../proxy/admission.js";
+import { proxyAuditEntry, type ProxyDependencies } from "../proxy/proxy-pipeline.js";
 import type { Store } from "../store/store.js";
 import { unary } from "../server/rpc-handlers.js";
-import type { CapabilityAuthority } from "./capability-authority.js";
+import { bearerCapability, type CapabilityAuthority } from "./capability-authority.js";
 import { printTerm } from "./datalog-printer.js";
 import type { Predicate, TermValue } from "./token-format.js";
 import type { Restriction } from "./vocabulary.js";
@@ -64,7 +65,7 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
       const before = await authority.caps.inspect(token, authority.keys.keys(), authority.revocations.set);
       if (before.revoked) throw new CapvaultError("CAPABILITY_REVOKED");
       const out = await authority.caps.attenuate(token, restrictionOf(req.restriction), authority.keys.keys());
-      deps.audit.record({
+      await deps.audit.recordAndWait({
         tenant: before.tenant,
         action: "attenuate",
         subject: before.subject,
@@ -95,12 +96,14 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
     }),
 
     authorize: unary<AuthorizeRequest, AuthorizeResponse>("Authorize", async (req, ctx) => {
-      const token = req.token || ctx.bearerToken();
-      if (!token) throw new CapvaultError("CAPABILITY_MISSING");
-      const request = canonicalize(deps.proxy as ProxyDependencies, req.request);
-      const route = await deps.proxy.connections.route(request.connection);
-      const decision = await authority.decide(token, accessRequestOf(request, route));
-      deps.audit.record({
+      const audit = deps.audit.reserve();
+      const admitted = await admit(deps.proxy as ProxyDependencies, () => req.token || bearerCapability(ctx), req.request, { dryRun: true });
+      if (!admitted.ok) {
+        await audit.commit({ ...proxyAuditEntry(admitted.known, { startedAt: 0, error: admitted.error }), action: "authorize", latencyMs: 0 });
+        throw admitted.error;
+      }
+      const { route, decision } = admitted.admission;
+      await audit.commit({
         tenant: route.tenant,
         action: "authorize",
         subject: decision.subject,
@@ -131,19 +134,22 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
       if (!ids.length || ids.some((id) => !/^[0-9a-f]{16,256}$/.test(id))) {
         throw new CapvaultError("INVALID_REQUEST", "revocation_ids must be hex revocation ids");
       }
+      // Audited before it takes effect: a Revoke either is recorded and then done, or answers an error having done
+      // nothing. The outcome follows as a second event.
+      const event = { tenant: op.tenant, action: "revoke", subject: op.subject, delegationChain: op.revocationIds };
+      const what = `${ids.join(",")}${req.reason ? `: ${req.reason.slice(0, 200)}` : ""}`;
+      await deps.audit.recordAndWait({ ...event, decision: "intent", detail: `revoking ${what}` });
       let revoked = 0;
-      for (const id of ids) {
-        if (await deps.store.revocations.insert({ id, tenant: op.tenant, reason: req.reason.slice(0, 500), revokedAt: new Date() })) revoked++;
+      try {
+        for (const id of ids) {
+          if (await deps.store.revocations.insert({ id, tenant: op.tenant, reason: req.reason.slice(0, 500), revokedAt: new Date() })) revoked++;
+        }
+      } catch (err) {
+        deps.audit.record({ ...event, decision: "error", reason: CapvaultError.from(err).reason, detail: `not revoked (${revoked} of ${ids.length} stored): ${what}` });
+        throw err;
       }
       authority.revocations.add(op.tenant, ids);
-      await deps.audit.recordAndWait({
-        tenant: op.tenant,
-        action: "revoke",
-        subject: op.subject,
-        delegationChain: op.revocationIds,
-        decision: "ok",
-        detail: `revoked ${ids.join(",")}${req.reason ? `: ${req.reason.slice(0, 200)}` : ""}`,
-      });
+      deps.audit.record({ ...event, decision: "ok", detail: `revoked ${what}` });
       return { revoked };
     }),
 

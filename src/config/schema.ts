@@ -76,6 +76,17 @@ export const configSchema = z
       })
       .strict()
       .default({ maxBodyBytes: 8 * 1024 * 1024, maxStreamBodyBytes: 64 * 1024 * 1024, maxResponseBytes: 16 * 1024 * 1024, upstreamTimeoutMs: 30_000 }),
+    audit: z
+      .object({
+        /** Events reserved or waiting to be stored before new calls are refused (AUDIT_UNAVAILABLE, nothing sent). */
+        maxQueued: z.number().int().min(1).max(1_000_000).default(10_000),
+        /** How long a call waits for its event to be stored before it fails with AUDIT_WRITE_FAILED. */
+        commitTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        /** Dev mode's in-memory store keeps only this many recent events (a ring). */
+        devMaxEvents: z.number().int().min(100).max(10_000_000).default(10_000),
+      })
+      .strict()
+      .default({ maxQueued: 10_000, commitTimeoutMs: 10_000, devMaxEvents: 10_000 }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */

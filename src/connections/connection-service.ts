@@ -15,6 +15,7 @@ import {
 import type { OAuthModule } from "../oauth/oauth-module.js";
 import type { CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
+import type { AuditLog } from "../audit/audit-log.js";
 import type { ConnectionRecord } from "../store/records.js";
 
 /** The OAuth operations ConnectionService needs (an OAuthModule satisfies it). */
@@ -48,7 +49,7 @@ function required(value: string, name: string): string {
 }
 
 /** Checks that the caller is an operator of `tenant` (see CapabilityAuthority.requireOperator). */
-export type OperatorCheck = (ctx: CallContext, tenant: string, operation: string) => Promise<unknown>;
+export type OperatorCheck = (ctx: CallContext, tenant: string, operation: string) => Promise<{ subject?: string; revocationIds?: string[] } | void>;
 
 /**
  * The gRPC ConnectionService: a thin adapter over the OAuth module. Every RPC needs an operator capability for the
@@ -58,6 +59,7 @@ export function createConnectionService(
   oauth: ConnectionOperations,
   requireOperator: OperatorCheck,
   onDisconnected: (tenant: string, connectionId: string) => void = () => {},
+  audit?: Pick<AuditLog, "recordAndWait">,
 ): ConnectionServiceServer {
   return {
     beginConnect: unary<BeginConnectRequest, BeginConnectResponse>("BeginConnect", async (req, ctx) => {
@@ -81,8 +83,18 @@ export function createConnectionService(
       return { connection: toConnectionMessage(c) };
     }),
     disconnect: unary<DisconnectRequest, DisconnectResponse>("Disconnect", async (req, ctx) => {
-      await requireOperator(ctx, req.tenant, "disconnect");
-      const r = await oauth.disconnect(required(req.tenant, "tenant"), required(req.connectionId, "connection_id"));
+      const op = (await requireOperator(ctx, req.tenant, "disconnect")) ?? undefined;
+      const [tenant, connectionId] = [required(req.tenant, "tenant"), required(req.connectionId, "connection_id")];
+      // Audited before it takes effect (the OAuth module records the outcome): no unaudited disconnect.
+      await audit?.recordAndWait({
+        tenant,
+        action: "disconnect",
+        subject: op?.subject ?? "",
+        delegationChain: op?.revocationIds ?? [],
+        connection: connectionId,
+        decision: "intent",
+      });
+      const r = await oauth.disconnect(tenant, connectionId);
       onDisconnected(req.tenant, req.connectionId);
       return { revokedAtProvider: r.revokedAtProvider };
     }),

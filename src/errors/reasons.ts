@@ -69,6 +69,7 @@ export const REASONS = {
 
   // Audit
   AUDIT_WRITE_FAILED: { code: status.UNAVAILABLE, message: "the audit event could not be written" },
+  AUDIT_UNAVAILABLE: { code: status.UNAVAILABLE, message: "the audit trail cannot take events now; nothing was done" },
 
   // Capabilities (appended)
   CAPABILITY_TENANT_MISMATCH: { code: status.PERMISSION_DENIED, message: "the capability belongs to another tenant" },

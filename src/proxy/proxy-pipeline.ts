@@ -1,13 +1,15 @@
 import { status } from "@grpc/grpc-js";
+import type { AuditEntry } from "../audit/audit-event.js";
 import type { AuditLog } from "../audit/audit-log.js";
-import { assertAllowed, RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/authorize.js";
+import { RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/authorize.js";
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import type { Header, HttpRequest } from "../gen/capvault/v1/common.js";
+import type { Header } from "../gen/capvault/v1/common.js";
+import type { Admission } from "./admission.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
-import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
+import type { CanonicalLimits, CanonicalRequest } from "./canonical-request.js";
 import type { CanonicalRequestMemo } from "./canonical-request-memo.js";
 import type { ConnectionDirectory, ConnectionRoute } from "./connection-directory.js";
 import type { UpstreamDispatchers } from "./fenced-dispatcher.js";
@@ -24,19 +26,6 @@ export interface ProxyDependencies {
   /** Reuses the canonical form of repeated requests (built with `canonicalLimits`); without it every call canonicalizes. */
   canonicalRequests?: CanonicalRequestMemo;
   upstreamLimits?: Partial<UpstreamLimits>;
-}
-
-/** A request that has been canonicalized, routed and authorized: the upstream call is built from exactly this. */
-export interface AuthorizedRequest {
-  request: CanonicalRequest;
-  route: ConnectionRoute;
-  decision: AuthorizeOutput;
-}
-
-/** Step: the request in canonical form (the same values are authorized and sent). */
-export function canonicalize(deps: ProxyDependencies, request: HttpRequest | undefined): CanonicalRequest {
-  if (!request) throw new CapvaultError("INVALID_REQUEST", "request is required");
-  return deps.canonicalRequests ? deps.canonicalRequests.canonicalize(request) : canonicalizeRequest(request, deps.canonicalLimits);
 }
 
 /**
@@ -71,16 +60,6 @@ export function accessRequestOf(
 const accessRequests = new WeakMap<CanonicalRequest, { route: ConnectionRoute; url: UpstreamUrl; operation: string; access: AccessRequest }>();
 
 /**
- * Step: does the capability allow this request? The decision is kept in `facts` (so a refusal is audited with who
- * was refused and their delegation chain), then a refusal throws its reason, naming the failing check or policy.
- */
-export async function authorizeRequest(deps: ProxyDependencies, token: string, facts: ProxyAuditFacts, url: UpstreamUrl): Promise<AuthorizeOutput> {
-  facts.decision = await deps.authority.decide(token, accessRequestOf(facts.request!, facts.route!, url));
-  assertAllowed(facts.decision);
-  return facts.decision;
-}
-
-/**
  * Step: the response headers the agent gets. They were allowlisted when the response was read
  * (response-header-allowlist.ts); on top of that, a header whose value contains a credential this call sent is
  * dropped, so an upstream that echoes request headers back (into an allowlisted WWW-Authenticate, Link, Location…)
@@ -91,37 +70,37 @@ export function withoutCredentialEchoes(headers: readonly Header[], sent: readon
   return headers.filter((h) => !secrets.some((s) => h.value.includes(s)));
 }
 
-/** What one Proxy call leaves in the audit trail. */
-export interface ProxyAuditFacts {
-  route?: ConnectionRoute;
-  request?: CanonicalRequest;
-  decision?: AuthorizeOutput;
+/** How a Proxy call ended, for its audit event. */
+export interface ProxyOutcome {
+  startedAt: number;
   upstreamStatus?: number;
   error?: unknown;
-  startedAt: number;
 }
 
-/** Step: record the call (who, what, decision, failing check or policy, upstream status, latency). Never a secret. */
-export function auditProxyCall(deps: ProxyDependencies, facts: ProxyAuditFacts): void {
-  const err = facts.error === undefined ? undefined : CapvaultError.from(facts.error);
+/**
+ * The audit event of one Proxy call (who, what, decision, failing check or policy, upstream status, latency), from
+ * what admission established and how the call ended. Never a secret.
+ */
+export function proxyAuditEntry(known: Partial<Admission>, outcome: ProxyOutcome): AuditEntry {
+  const err = outcome.error === undefined ? undefined : CapvaultError.from(outcome.error);
   const denied = err !== undefined && (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED);
   // A revoked capability is refused before a decision exists; the error still says whose it was.
-  const holder = facts.decision ?? (err instanceof RevokedCapabilityError ? err : undefined);
-  deps.audit.record({
-    tenant: facts.route?.tenant ?? holder?.tenant ?? "_unrouted",
+  const holder = known.decision ?? (err instanceof RevokedCapabilityError ? err : undefined);
+  return {
+    tenant: known.route?.tenant ?? holder?.tenant ?? "_unrouted",
     action: "proxy",
     subject: holder?.subject ?? "",
     delegationChain: [...(holder?.revocationIds ?? [])],
-    connection: facts.route?.id ?? facts.request?.connection ?? "",
-    provider: facts.route?.provider ?? "",
-    method: facts.request?.method ?? "",
-    path: facts.request?.path ?? "",
-    decision: err === undefined ? "allow" : denied ? "deny" : facts.decision?.allowed ? "allow" : "error",
+    connection: known.route?.id ?? known.request?.connection ?? "",
+    provider: known.route?.provider ?? "",
+    method: known.request?.method ?? "",
+    path: known.request?.path ?? "",
+    decision: err === undefined ? "allow" : denied ? "deny" : known.decision?.allowed ? "allow" : "error",
     reason: err?.reason ?? "",
-    detail: err ? auditDetail(err, facts.decision) : "",
-    upstreamStatus: facts.upstreamStatus ?? 0,
-    latencyMs: performance.now() - facts.startedAt,
-  });
+    detail: err ? auditDetail(err, known.decision) : "",
+    upstreamStatus: outcome.upstreamStatus ?? 0,
+    latencyMs: performance.now() - outcome.startedAt,
+  };
 }
 
 /**

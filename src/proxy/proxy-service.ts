@@ -13,17 +13,10 @@ import type { ResolvedAccessToken } from "../oauth/refresher.js";
 import { callContext, type CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
 import { MalformedMessage } from "../server/service-definitions.js";
-import { upstreamUrlFor } from "./build-upstream-url.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
-import {
-  auditProxyCall,
-  authorizeRequest,
-  canonicalize,
-  withoutCredentialEchoes,
-  type ProxyAuditFacts,
-  type ProxyDependencies,
-} from "./proxy-pipeline.js";
+import { admit } from "./admission.js";
+import { proxyAuditEntry, withoutCredentialEchoes, type ProxyDependencies } from "./proxy-pipeline.js";
 import type { ConnectionRoute } from "./connection-directory.js";
 import { callUpstreamStreaming } from "./upstream-call.js";
 
@@ -31,25 +24,32 @@ const epochDeadline = (ctx: CallContext) => ctx.deadline?.getTime();
 
 /**
  * ProxyService: the agent's only way to use a connection. Each call is the same short list of steps:
- * authenticate the capability, canonicalize the request, route it to its connection, authorize it, resolve the
- * credential, call upstream (refreshing at most once on an invalid-token 401), filter the response, audit.
+ * 1. reserve its audit event (refused, with nothing done, when the trail cannot take it);
+ * 2. admit: authenticate the capability, canonicalize the request, route it, authorize (admission.ts);
+ * 3. resolve the credential and call upstream (refreshing at most once on an invalid-token 401);
+ * 4. filter the response;
+ * 5. store the audit event and only then answer (a call whose event cannot be stored is not answered OK).
  */
 export function createProxyService(deps: ProxyDependencies): ProxyServiceServer {
   return {
     proxy: unary<ProxyRequest, ProxyResponse>("Proxy", async (message, ctx) => {
-      const facts: ProxyAuditFacts = { startedAt: performance.now() };
+      const startedAt = performance.now();
+      const audit = deps.audit.reserve();
+      const admitted = await admit(deps, () => bearerCapability(ctx), message.request);
+      if (!admitted.ok) {
+        await audit.commit(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+        throw admitted.error;
+      }
+      const { request, route, url } = admitted.admission;
+      const credential = new CredentialHandle(deps, route, epochDeadline(ctx));
+      let answer: ProxyResponse | undefined;
+      let failure: unknown;
       try {
-        const token = bearerCapability(ctx);
-        facts.request = canonicalize(deps, message.request);
-        facts.route = await deps.connections.route(facts.request.connection);
-        const url = upstreamUrlFor(facts.route.target, facts.request);
-        facts.decision = await authorizeRequest(deps, token, facts, url);
-        const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
         const response = await forwardWithRefresh({
-          target: facts.route.target,
-          request: facts.request,
+          target: route.target,
+          request,
           url,
-          dispatcher: deps.dispatchers.for(facts.route.target),
+          dispatcher: deps.dispatchers.for(route.target),
           signal: ctx.signal,
           signalCoversDeadline: true,
           deadline: epochDeadline(ctx),
@@ -57,14 +57,13 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
           accessToken: () => credential.current(),
           refresh: () => credential.refreshed(),
         });
-        facts.upstreamStatus = response.status;
-        return { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent), body: response.body };
+        answer = { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent), body: response.body };
       } catch (err) {
-        facts.error = err;
-        throw err;
-      } finally {
-        auditProxyCall(deps, facts);
+        failure = err;
       }
+      await audit.commit(proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus: answer?.status, error: failure }));
+      if (!answer) throw failure;
+      return answer;
     }),
 
     proxyStream: (call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>) => {
@@ -110,38 +109,43 @@ async function proxyStream(
   call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>,
   ctx: CallContext,
 ): Promise<void> {
-  const facts: ProxyAuditFacts = { startedAt: performance.now() };
+  const startedAt = performance.now();
   // Not call[Symbol.asyncIterator](): that iterator DESTROYS the duplex stream when the client half-closes, which
   // kills the response side too (the head and body would never be written and no status would ever be sent).
   const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<ProxyStreamRequest | MalformedMessage>;
+  const first = await messages.next();
+  const audit = deps.audit.reserve();
+  const head = first.done || first.value instanceof MalformedMessage ? undefined : first.value.head;
+  const admitted = await admit(deps, () => bearerCapability(ctx), head && { ...head, body: Buffer.alloc(0) }, {
+    missingRequest: "the first ProxyStream message must carry the request head",
+  });
+  if (!admitted.ok) {
+    await audit.commit(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+    throw admitted.error;
+  }
+  const { request, route, url } = admitted.admission;
+  const credential = new CredentialHandle(deps, route, epochDeadline(ctx));
+  let upstreamStatus: number | undefined;
+  let failure: unknown;
+  let refreshing: Promise<void> | undefined;
   try {
-    const first = await messages.next();
-    if (first.done || first.value instanceof MalformedMessage || !first.value.head) {
-      throw new CapvaultError("INVALID_REQUEST", "the first ProxyStream message must carry the request head");
-    }
-    const token = bearerCapability(ctx);
-    facts.request = canonicalize(deps, { ...first.value.head, body: Buffer.alloc(0) });
-    facts.route = await deps.connections.route(facts.request.connection);
-    const url = upstreamUrlFor(facts.route.target, facts.request);
-    facts.decision = await authorizeRequest(deps, token, facts, url);
-    const credential = new CredentialHandle(deps, facts.route, epochDeadline(ctx));
     const accessToken = await credential.current();
     const response = await callUpstreamStreaming({
-      target: facts.route.target,
-      request: facts.request,
+      target: route.target,
+      request,
       url,
       credential: accessToken,
-      dispatcher: deps.dispatchers.for(facts.route.target),
+      dispatcher: deps.dispatchers.for(route.target),
       signal: ctx.signal,
       signalCoversDeadline: true,
       deadline: epochDeadline(ctx),
       limits: deps.upstreamLimits,
       body: bodyChunks(messages),
     });
-    facts.upstreamStatus = response.status;
+    upstreamStatus = response.status;
     // A streamed body cannot be replayed, so an invalid-token 401 goes back as is; but the connection is refreshed
     // (once, through the same single flight) so that the agent's retry works instead of failing until expiry.
-    const refreshing = isInvalidTokenResponse(response.status, response.headers)
+    refreshing = isInvalidTokenResponse(response.status, response.headers)
       ? credential.refreshed().then(
           () => undefined,
           () => undefined, // refresh failures are audited by the refresher; the next call reports them
@@ -150,13 +154,13 @@ async function proxyStream(
     await write(call, { head: { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent) } });
     for await (const chunk of response.body) await write(call, { bodyChunk: chunk });
     await refreshing;
-    call.end();
   } catch (err) {
-    facts.error = err;
-    throw err;
-  } finally {
-    auditProxyCall(deps, facts);
+    failure = err;
   }
+  // The stream's status (OK or the failure) is sent only once its event is stored.
+  await audit.commit(proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus, error: failure }));
+  if (failure !== undefined) throw failure;
+  call.end();
 }
 
 async function* bodyChunks(messages: AsyncIterator<ProxyStreamRequest | MalformedMessage>): AsyncIterable<Uint8Array> {

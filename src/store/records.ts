@@ -31,10 +31,15 @@ export interface RevocationRecord {
   revokedAt: Date;
 }
 
-/** One audit event. Append-only; `hash` chains it to the tenant's previous event. */
+/**
+ * One audit event. Append-only. Each writer (a broker process, or one CLI run) keeps its own hash chain per tenant:
+ * `sequence` counts within (tenant, writer) from 1 and `hash` chains the event to the writer's previous one.
+ */
 export interface AuditRecord {
   id: string;
   tenant: string;
+  /** The chain's writer; "" for events written before chains were per writer (one chain per tenant). */
+  writer: string;
   sequence: number;
   time: Date;
   action: string;
@@ -51,6 +56,13 @@ export interface AuditRecord {
   latencyMs: number;
   previousHash: string;
   hash: string;
+}
+
+/** A writer's chain for one tenant, registered before its first event so that verification knows it exists. */
+export interface AuditWriterRecord {
+  tenant: string;
+  writer: string;
+  startedAt: Date;
 }
 
 /** A time-bounded claim on a named piece of work (e.g. one refresh), taken by inserting a document once. */

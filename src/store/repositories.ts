@@ -1,4 +1,4 @@
-import type { AuditRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "./records.js";
+import type { AuditRecord, AuditWriterRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "./records.js";
 
 /**
  * Every write below is a single-document operation. Nothing relies on multi-document transactions, change streams
@@ -38,17 +38,29 @@ export interface RevocationRepository {
 }
 
 export interface AuditRepository {
-  /** Append at `sequence`; false if the tenant already has an event there (another writer won: read last, retry). */
-  insert(event: AuditRecord): Promise<boolean>;
   /**
-   * Append consecutive events of one tenant in order, stopping at the first whose sequence is taken. Returns how many
-   * were stored (the first `n`); the caller re-reads the head and re-chains the rest.
+   * False for a store that keeps only recent events (the dev store's ring): a chain may then start after sequence 1
+   * and verification starts at its first kept event.
    */
-  insertMany(events: AuditRecord[]): Promise<number>;
-  /** The tenant's event with the highest sequence. */
-  last(tenant: string): Promise<AuditRecord | undefined>;
-  /** Events with sequence > afterSequence, in order. */
-  list(tenant: string, afterSequence: number, limit: number): Promise<AuditRecord[]>;
+  readonly keepsEverything: boolean;
+  /** Register a writer's chain for a tenant (idempotent). Done before the chain's first event is stored. */
+  registerWriter(writer: AuditWriterRecord): Promise<void>;
+  /** A tenant's chains, oldest writer first. */
+  writers(tenant: string): Promise<AuditWriterRecord[]>;
+  /**
+   * Store events, each under its own key (tenant, writer, sequence). Throws on any failure, after which any subset
+   * may have been stored (servers differ in what an ordered batch leaves behind): the caller reads back with get().
+   * An event whose key is already stored is a failure too, never overwritten.
+   */
+  insertMany(events: AuditRecord[]): Promise<void>;
+  /** One event by its key: a point lookup, whatever the trail's size. */
+  get(tenant: string, writer: string, sequence: number): Promise<AuditRecord | undefined>;
+  /** The highest sequence stored in a writer's chain (0 if none), in O(log n) point lookups at most. */
+  head(tenant: string, writer: string): Promise<number>;
+  /** A writer's events with sequence > afterSequence, in order, up to `limit`, stopping at the first missing one. */
+  listChain(tenant: string, writer: string, afterSequence: number, limit: number): Promise<AuditRecord[]>;
+  /** Every event of a tenant, in storage order, through a cursor (constant memory). */
+  scan(tenant: string): AsyncIterable<AuditRecord>;
 }
 
 export interface LeaseRepository {

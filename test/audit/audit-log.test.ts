@@ -1,10 +1,14 @@
 import { MongoClient } from "mongodb";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/audit/audit-log.js";
+import { listAuditPage } from "../../src/audit/audit-pages.js";
 import { tailAudit } from "../../src/audit/tail-audit.js";
 import { verifyAuditChain } from "../../src/audit/verify-audit.js";
 import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
-import { auditDocumentId, mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
+import { auditDocumentId } from "../../src/store/mongodb/mongodb-audit.js";
+import { mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
+import type { AuditRecord } from "../../src/store/records.js";
+import type { AuditRepository } from "../../src/store/repositories.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
 import { STORE_BACKENDS, type StoreUnderTest } from "../store/store-backends.js";
 
@@ -22,68 +26,135 @@ const entry = (i: number, tenant = "acme") => ({
   latencyMs: 2,
 });
 
+async function allEvents(audit: AuditRepository, tenant: string): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for await (const e of audit.scan(tenant)) out.push(e);
+  return out.sort((a, b) => a.writer.localeCompare(b.writer) || a.sequence - b.sequence);
+}
+
 describe.each(STORE_BACKENDS)("audit log on $name", (backend) => {
   let sut: StoreUnderTest;
   afterEach(async () => sut?.dispose());
 
-  it("writes queued events in order as one verifiable chain per tenant", async () => {
+  it("writes committed events in order as one verifiable chain per tenant", async () => {
     sut = await backend.open();
     const log = new AuditLog(sut.store.audit);
-    for (let i = 0; i < 25; i++) log.record(entry(i, i % 2 ? "acme" : "beta"));
-    await log.flush();
-    const acme = await sut.store.audit.list("acme", 0, 100);
+    await Promise.all(Array.from({ length: 25 }, (_, i) => log.recordAndWait(entry(i, i % 2 ? "acme" : "beta"))));
+    const acme = await sut.store.audit.listChain("acme", log.writer, 0, 100);
     expect(acme.map((e) => e.sequence)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(acme.map((e) => e.path)).toEqual(Array.from({ length: 12 }, (_, i) => `/repos/acme/widgets/${2 * i + 1}`));
-    expect(await verifyAuditChain(sut.store.audit, "acme")).toEqual({ ok: true, eventsChecked: 12 });
-    expect(await verifyAuditChain(sut.store.audit, "beta")).toEqual({ ok: true, eventsChecked: 13 });
+    expect(await verifyAuditChain(sut.store.audit, "acme")).toEqual({ ok: true, eventsChecked: 12, chainsChecked: 1 });
+    expect(await verifyAuditChain(sut.store.audit, "beta")).toEqual({ ok: true, eventsChecked: 13, chainsChecked: 1 });
   });
 
-  it("keeps one linear chain when several writers append to one tenant at once", async () => {
-    sut = await backend.open();
-    const writers = [new AuditLog(sut.store.audit), new AuditLog(sut.store.audit), new AuditLog(sut.store.audit)];
-    writers.forEach((w, k) => {
-      for (let i = 0; i < 10; i++) w.record(entry(k * 100 + i));
-    });
-    await Promise.all(writers.map((w) => w.flush()));
-    const result = await verifyAuditChain(sut.store.audit, "acme");
-    expect(result).toEqual({ ok: true, eventsChecked: 30 });
-  });
-
-  it("refuses to queue more than its bound (fails closed)", async () => {
-    sut = await backend.open();
-    const log = new AuditLog(sut.store.audit, { maxQueued: 3 });
-    log.record(entry(1));
-    log.record(entry(2));
-    log.record(entry(3));
-    expect(() => log.record(entry(4))).toThrow(expect.objectContaining({ reason: "AUDIT_WRITE_FAILED" }));
-    await log.flush();
-    log.record(entry(5));
-    await log.flush();
-    expect(await verifyAuditChain(sut.store.audit, "acme")).toEqual({ ok: true, eventsChecked: 4 });
-  });
-
-  it("tails events as they are written", async () => {
+  it("answers a commit only once its event is stored", async () => {
     sut = await backend.open();
     const log = new AuditLog(sut.store.audit);
-    log.record(entry(1));
-    await log.flush();
+    const stored = await log.reserve().commit(entry(1));
+    expect(await sut.store.audit.get("acme", log.writer, stored.sequence)).toEqual(stored);
+  });
+
+  it("gives every writer its own chain, so writers never wait for each other", async () => {
+    sut = await backend.open();
+    const writers = [new AuditLog(sut.store.audit), new AuditLog(sut.store.audit), new AuditLog(sut.store.audit)];
+    await Promise.all(writers.flatMap((w, k) => Array.from({ length: 10 }, (_, i) => w.recordAndWait(entry(k * 100 + i)))));
+    expect(await verifyAuditChain(sut.store.audit, "acme")).toEqual({ ok: true, eventsChecked: 30, chainsChecked: 3 });
+    expect(new Set(writers.map((w) => w.writer)).size).toBe(3);
+  });
+
+  it("refuses a reservation past its bound, before anything is done (fails closed)", async () => {
+    sut = await backend.open();
+    const log = new AuditLog(sut.store.audit, { maxQueued: 3 });
+    const slots = [log.reserve(), log.reserve(), log.reserve()];
+    expect(() => log.reserve()).toThrow(expect.objectContaining({ reason: "AUDIT_UNAVAILABLE" }));
+    await Promise.all(slots.map((s, i) => s.commit(entry(i))));
+    await log.recordAndWait(entry(5));
+    expect(await verifyAuditChain(sut.store.audit, "acme")).toEqual({ ok: true, eventsChecked: 4, chainsChecked: 1 });
+  });
+
+  it("pages through every chain, and tails events as they are written", async () => {
+    sut = await backend.open();
+    const [a, b] = [new AuditLog(sut.store.audit, { writer: "wa" }), new AuditLog(sut.store.audit, { writer: "wb" })];
+    for (let i = 0; i < 3; i++) await a.recordAndWait(entry(i));
+    for (let i = 0; i < 2; i++) await b.recordAndWait(entry(10 + i));
+    const first = await listAuditPage(sut.store.audit, { tenant: "acme", limit: 4 });
+    expect(first.events.map((e) => `${e.writer}/${e.sequence}`)).toEqual(["wa/1", "wa/2", "wa/3", "wb/1"]);
+    const second = await listAuditPage(sut.store.audit, { tenant: "acme", limit: 4, pageToken: first.nextPageToken });
+    expect(second.events.map((e) => `${e.writer}/${e.sequence}`)).toEqual(["wb/2"]);
+
     const controller = new AbortController();
-    const seen: number[] = [];
+    const seen: string[] = [];
     const tail = (async () => {
-      for await (const e of tailAudit(sut.store.audit, "acme", 0, controller.signal, 50)) {
-        seen.push(e.sequence);
-        if (seen.length === 3) controller.abort();
+      for await (const e of tailAudit(sut.store.audit, "acme", controller.signal, { fromNow: true, pollMs: 20 })) {
+        seen.push(`${e.writer}/${e.sequence}`);
+        if (seen.length === 2) controller.abort();
       }
     })();
-    log.record(entry(2));
-    log.record(entry(3));
-    await log.flush();
+    await new Promise((r) => setTimeout(r, 100));
+    await b.recordAndWait(entry(20));
+    await a.recordAndWait(entry(21));
     await tail;
-    expect(seen).toEqual([1, 2, 3]);
+    expect(seen.sort()).toEqual(["wa/4", "wb/3"]);
+  });
+
+  it("stores every event exactly once through a database outage, refusing new work while it lasts", async () => {
+    sut = await backend.open();
+    const faulty = new FaultyAudit(sut.store.audit);
+    const log = new AuditLog(faulty, { commitTimeoutMs: 300 });
+    await log.recordAndWait(entry(0));
+    faulty.down = true;
+    const during = Array.from({ length: 30 }, (_, i) => log.reserve().commit(entry(1 + i)));
+    const outcomes = await Promise.allSettled(during);
+    expect(outcomes.every((o) => o.status === "rejected" && (o.reason as { reason: string }).reason === "AUDIT_WRITE_FAILED")).toBe(true);
+    expect(log.healthy).toBe(false);
+    expect(() => log.reserve()).toThrow(expect.objectContaining({ reason: "AUDIT_UNAVAILABLE" }));
+    faulty.down = false;
+    expect(await log.flush(10_000)).toBe(true);
+    expect(log.healthy).toBe(true);
+    const stored = await allEvents(sut.store.audit, "acme");
+    expect(stored).toHaveLength(31);
+    expect(new Set(stored.map((e) => e.path)).size).toBe(31);
+    expect(await verifyAuditChain(sut.store.audit, "acme")).toMatchObject({ ok: true, eventsChecked: 31 });
   });
 });
 
-describe("audit tamper detection in MongoDB", () => {
+/** Fault injection: a database that is down (every call fails) while `down` is set. */
+class FaultyAudit implements AuditRepository {
+  down = false;
+  constructor(private readonly real: AuditRepository) {}
+  get keepsEverything() {
+    return this.real.keepsEverything;
+  }
+  private check() {
+    if (this.down) throw Object.assign(new Error("connection refused (injected)"), { name: "MongoNetworkError" });
+  }
+  async registerWriter(...a: Parameters<AuditRepository["registerWriter"]>) {
+    this.check();
+    return this.real.registerWriter(...a);
+  }
+  writers(tenant: string) {
+    return this.real.writers(tenant);
+  }
+  async insertMany(events: AuditRecord[]) {
+    this.check();
+    return this.real.insertMany(events);
+  }
+  async get(tenant: string, writer: string, sequence: number) {
+    this.check();
+    return this.real.get(tenant, writer, sequence);
+  }
+  head(tenant: string, writer: string) {
+    return this.real.head(tenant, writer);
+  }
+  listChain(...a: Parameters<AuditRepository["listChain"]>) {
+    return this.real.listChain(...a);
+  }
+  scan(tenant: string) {
+    return this.real.scan(tenant);
+  }
+}
+
+describe("audit trail in MongoDB", () => {
   let tdb: TestDatabase;
   afterEach(async () => tdb?.drop());
 
@@ -91,26 +162,25 @@ describe("audit tamper detection in MongoDB", () => {
     tdb = await openTestDatabase("audit");
     const store = mongoStoreOn(tdb.client, tdb.db);
     await store.ensureIndexes();
-    const log = new AuditLog(store.audit);
-    for (let i = 0; i < n; i++) log.record(entry(i));
-    await log.flush();
-    expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: n });
+    const log = new AuditLog(store.audit, { writer: "w1" });
+    for (let i = 0; i < n; i++) await log.recordAndWait(entry(i));
+    expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: n, chainsChecked: 1 });
     return store;
   }
 
   it("names the event whose document was edited", async () => {
     const store = await seed(6);
-    const target = (await store.audit.list("acme", 3, 1))[0];
-    await tdb.db.collection(COLLECTIONS.audit).updateOne({ _id: auditDocumentId("acme", 4) } as never, { $set: { decision: "deny" } });
+    const target = (await store.audit.get("acme", "w1", 4))!;
+    await tdb.db.collection(COLLECTIONS.audit).updateOne({ _id: auditDocumentId("acme", "w1", 4) } as never, { $set: { decision: "deny" } });
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result.ok).toBe(false);
-    expect(result.broken).toMatchObject({ id: target.id, sequence: 4 });
+    expect(result.broken).toMatchObject({ id: target.id, writer: "w1", sequence: 4 });
     expect(result.broken!.problem).toContain("edited");
   });
 
   it("notices a deleted event", async () => {
     const store = await seed(5);
-    await tdb.db.collection(COLLECTIONS.audit).deleteOne({ _id: auditDocumentId("acme", 2) } as never);
+    await tdb.db.collection(COLLECTIONS.audit).deleteOne({ _id: auditDocumentId("acme", "w1", 2) } as never);
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result).toMatchObject({ ok: false, broken: { sequence: 3 } });
     expect(result.broken!.problem).toContain("missing");
@@ -119,15 +189,24 @@ describe("audit tamper detection in MongoDB", () => {
   it("notices two events swapped", async () => {
     const store = await seed(5);
     const col = tdb.db.collection(COLLECTIONS.audit);
-    const a = await col.findOne({ _id: auditDocumentId("acme", 2) } as never);
-    const b = await col.findOne({ _id: auditDocumentId("acme", 3) } as never);
+    const a = await col.findOne({ _id: auditDocumentId("acme", "w1", 2) } as never);
+    const b = await col.findOne({ _id: auditDocumentId("acme", "w1", 3) } as never);
     await col.replaceOne({ _id: a!._id } as never, { ...b!, _id: a!._id, sequence: 2 });
     await col.replaceOne({ _id: b!._id } as never, { ...a!, _id: b!._id, sequence: 3 });
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result).toMatchObject({ ok: false, broken: { sequence: 2 } });
   });
 
-  it("keeps the chain linear across two separate database clients (two broker processes)", async () => {
+  it("refuses a chain injected under a writer that never registered", async () => {
+    const store = await seed(3);
+    const forged = { ...(await store.audit.get("acme", "w1", 1))!, writer: "forger" };
+    await store.audit.insertMany([forged]);
+    const result = await verifyAuditChain(store.audit, "acme");
+    expect(result).toMatchObject({ ok: false, broken: { writer: "forger" } });
+    expect(result.broken!.problem).toContain("never registered");
+  });
+
+  it("keeps every chain verifiable across two separate database clients (two broker processes)", async () => {
     tdb = await openTestDatabase("audit");
     const second = new MongoClient(tdb.uri);
     await second.connect();
@@ -136,13 +215,42 @@ describe("audit tamper detection in MongoDB", () => {
       await a.ensureIndexes();
       const b = mongoStoreOn(second, second.db(tdb.name));
       const logs = [new AuditLog(a.audit), new AuditLog(b.audit)];
-      logs.forEach((log, k) => {
-        for (let i = 0; i < 20; i++) log.record(entry(k * 100 + i));
-      });
-      await Promise.all(logs.map((l) => l.flush()));
-      expect(await verifyAuditChain(a.audit, "acme")).toEqual({ ok: true, eventsChecked: 40 });
+      await Promise.all(logs.flatMap((log, k) => Array.from({ length: 20 }, (_, i) => log.recordAndWait(entry(k * 100 + i)))));
+      expect(await verifyAuditChain(a.audit, "acme")).toEqual({ ok: true, eventsChecked: 40, chainsChecked: 2 });
     } finally {
       await second.close();
     }
+  });
+
+  it("recovers exactly from a batch of over 100 events whose first event was already stored", async () => {
+    // The fault: the first write stores the batch's first event and then the connection drops, and the read-back
+    // fails too, so the whole batch is sent again with an already-stored event first. FerretDB 1.24 does not honour
+    // `ordered: true` for batches over 100 (it stores documents 100+ and reports index 0), so a writer that trusts
+    // the server's report duplicates and breaks the chain; this writer reads back what is stored.
+    tdb = await openTestDatabase("audit");
+    const store = mongoStoreOn(tdb.client, tdb.db);
+    await store.ensureIndexes();
+    let inserts = 0;
+    let gets = 0;
+    const flaky: AuditRepository = Object.assign(Object.create(store.audit) as AuditRepository, {
+      async insertMany(events: AuditRecord[]) {
+        if (inserts++ === 0) {
+          await store.audit.insertMany(events.slice(0, 1));
+          throw Object.assign(new Error("connection reset (injected)"), { name: "MongoNetworkError" });
+        }
+        return store.audit.insertMany(events);
+      },
+      async get(tenant: string, writer: string, sequence: number) {
+        if (gets++ === 0) throw Object.assign(new Error("connection reset (injected)"), { name: "MongoNetworkError" });
+        return store.audit.get(tenant, writer, sequence);
+      },
+    });
+    const log = new AuditLog(flaky, { writer: "w1" });
+    await Promise.all(Array.from({ length: 150 }, (_, i) => log.recordAndWait(entry(i))));
+    expect(inserts).toBeGreaterThanOrEqual(2);
+    const stored = await tdb.db.collection(COLLECTIONS.audit).find({ tenant: "acme" }).toArray();
+    expect(stored).toHaveLength(150);
+    expect(new Set(stored.map((e) => e.path)).size).toBe(150);
+    expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: 150, chainsChecked: 1 });
   });
 });

@@ -29,7 +29,7 @@ const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 
 function listEvents(): Promise<AuditEvent[]> {
   return new Promise((ok, no) =>
-    d.rpc.admin.listAuditEvents({ tenant: d.tenant, afterSequence: 0, limit: 1000 }, d.operatorMetadata(), (e, r: ListAuditEventsResponse) =>
+    d.rpc.admin.listAuditEvents({ tenant: d.tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, d.operatorMetadata(), (e, r: ListAuditEventsResponse) =>
       e ? no(e) : ok(r.events),
     ),
   );
@@ -196,12 +196,19 @@ describe("capvault audit on a real run (capvault dev, audit trail in MongoDB)", 
     expect(of("connect").map((e) => e.connection)).toEqual(expect.arrayContaining([connection, disconnected]));
     expect(of("connect").every((e) => e.provider === "gh" && e.decision === "allow")).toBe(true);
     expect(of("refresh")).toEqual([expect.objectContaining({ connection, provider: "gh", decision: "allow", reason: "refreshed" })]);
-    expect(of("disconnect")).toEqual([expect.objectContaining({ connection: disconnected, provider: "gh" })]);
+    // Operator actions are audited before they take effect (decision "intent"), then their outcome.
+    expect(of("disconnect")).toEqual([
+      expect.objectContaining({ connection: disconnected, subject: "dev-operator", decision: "intent" }),
+      expect.objectContaining({ connection: disconnected, provider: "gh" }),
+    ]);
     expect(of("mint")).toEqual([expect.objectContaining({ subject: "dev-operator", decision: "ok" })]);
     expect(String(of("mint")[0].detail)).toContain("agent-7");
     expect(of("attenuate")).toEqual([expect.objectContaining({ subject: "agent-7", delegationChain: narrowerIds, decision: "ok" })]);
-    expect(of("revoke")).toEqual([expect.objectContaining({ subject: "dev-operator", decision: "ok" })]);
-    expect(String(of("revoke")[0].detail)).toContain(narrowerIds[1]);
+    expect(of("revoke")).toEqual([
+      expect.objectContaining({ subject: "dev-operator", decision: "intent" }),
+      expect.objectContaining({ subject: "dev-operator", decision: "ok" }),
+    ]);
+    expect(String(of("revoke")[1].detail)).toContain(narrowerIds[1]);
     // Sequences run 1..n without gaps, each event linked to the one before.
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
   });

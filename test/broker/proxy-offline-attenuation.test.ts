@@ -166,7 +166,7 @@ describe("attenuateOffline", () => {
 async function auditActions(): Promise<string[]> {
   await new Promise((r) => setTimeout(r, 100));
   const events = await new Promise<AuditEvent[]>((ok, no) =>
-    t.rpc.admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000 }, t.operatorMetadata(), (e, r) => (e ? no(e) : ok(r.events))),
+    t.rpc.admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, t.operatorMetadata(), (e, r) => (e ? no(e) : ok(r.events))),
   );
   return events.map((e) => e.action);
 }

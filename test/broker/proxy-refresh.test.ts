@@ -117,7 +117,7 @@ describe("an upstream 401 invalid_token", () => {
   it("the refresh is audited", async () => {
     await new Promise((r) => setTimeout(r, 200));
     const events = await new Promise<{ action: string; decision: string; reason: string; connection: string }[]>((ok, no) =>
-      t.rpc.admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000 }, t.operatorMetadata(), (e, r) => (e ? no(e) : ok(r.events))),
+      t.rpc.admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, t.operatorMetadata(), (e, r) => (e ? no(e) : ok(r.events))),
     );
     const refreshEvents = events.filter((e) => e.action === "refresh");
     expect(refreshEvents.length).toBeGreaterThanOrEqual(3);

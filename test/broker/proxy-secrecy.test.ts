@@ -276,11 +276,11 @@ beforeAll(async () => {
   // --- AdminService ---
   const admin = t.rpc.admin;
   await new Promise((r) => setTimeout(r, 300)); // let queued audit events be written
-  const audit = await rpc<{ events: AuditEvent[] }>("ListAuditEvents", (md, o, cb) => admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000 }, md, o, cb), t.operatorToken);
+  const audit = await rpc<{ events: AuditEvent[] }>("ListAuditEvents", (md, o, cb) => admin.listAuditEvents({ tenant: t.tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, md, o, cb), t.operatorToken);
   if (!isError(audit)) expect(audit.events.length).toBeGreaterThan(20);
   await rpc("VerifyAudit", (md, o, cb) => admin.verifyAudit({ tenant: t.tenant }, md, o, cb), t.operatorToken);
   await rpc("GetKeyStatus", (md, o, cb) => admin.getKeyStatus({}, md, o, cb), t.operatorToken);
-  const tail: ClientReadableStream<TailAuditEventsResponse> = admin.tailAuditEvents({ tenant: t.tenant, afterSequence: 0 }, operatorMd);
+  const tail: ClientReadableStream<TailAuditEventsResponse> = admin.tailAuditEvents({ tenant: t.tenant, afterSequence: 0, writer: "", fromNow: false }, operatorMd);
   await new Promise<void>((resolve) => {
     let n = 0;
     tail.on("data", (m: TailAuditEventsResponse) => {

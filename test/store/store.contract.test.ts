@@ -24,6 +24,7 @@ function auditEvent(tenant: string, sequence: number, over: Partial<AuditRecord>
   return {
     id: `ev-${tenant}-${sequence}`,
     tenant,
+    writer: "w1",
     sequence,
     time: at(sequence),
     action: "proxy",
@@ -156,23 +157,44 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
   });
 
   describe("audit", () => {
-    it("appends once per sequence and lists in order per tenant", async () => {
-      expect(await store.audit.insert(auditEvent("acme", 1))).toBe(true);
-      expect(await store.audit.insert(auditEvent("acme", 1, { id: "other-id" }))).toBe(false);
-      expect(await store.audit.insert(auditEvent("acme", 2))).toBe(true);
-      expect(await store.audit.insert(auditEvent("beta", 1))).toBe(true);
-      expect(await store.audit.last("acme")).toEqual(auditEvent("acme", 2));
-      expect(await store.audit.last("nobody")).toBeUndefined();
-      expect((await store.audit.list("acme", 0, 10)).map((e) => e.sequence)).toEqual([1, 2]);
-      expect((await store.audit.list("acme", 1, 10)).map((e) => e.sequence)).toEqual([2]);
-      expect(await store.audit.list("acme", 0, 1)).toEqual([auditEvent("acme", 1)]);
+    it("stores each event once under (tenant, writer, sequence) and reads it back by key", async () => {
+      await store.audit.insertMany([auditEvent("acme", 1), auditEvent("acme", 2), auditEvent("beta", 1)]);
+      await expect(store.audit.insertMany([auditEvent("acme", 2, { id: "other-id" })])).rejects.toThrow();
+      expect(await store.audit.get("acme", "w1", 2)).toEqual(auditEvent("acme", 2));
+      expect(await store.audit.get("acme", "w2", 2)).toBeUndefined();
+      expect(await store.audit.get("nobody", "w1", 1)).toBeUndefined();
     });
 
-    it("lets exactly one of many concurrent writers take a sequence number", async () => {
-      const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => store.audit.insert(auditEvent("acme", 7, { id: `w${i}` }))),
-      );
-      expect(results.filter(Boolean)).toHaveLength(1);
+    it("keeps the first of a batch's events stored when some were stored before", async () => {
+      await store.audit.insertMany([auditEvent("acme", 2)]);
+      await expect(store.audit.insertMany([1, 2, 3].map((s) => auditEvent("acme", s, { id: `retry-${s}` })))).rejects.toThrow();
+      // Whatever else the server did, the event stored first is never overwritten.
+      expect((await store.audit.get("acme", "w1", 2))?.id).toBe("ev-acme-2");
+    });
+
+    it("lists a chain in order, stopping at the first missing sequence, and finds its head", async () => {
+      await store.audit.insertMany([1, 2, 3, 4, 5, 7].map((s) => auditEvent("acme", s)));
+      expect((await store.audit.listChain("acme", "w1", 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5]);
+      expect((await store.audit.listChain("acme", "w1", 2, 2)).map((e) => e.sequence)).toEqual([3, 4]);
+      expect(await store.audit.listChain("acme", "w2", 0, 10)).toEqual([]);
+      expect(await store.audit.head("acme", "w2")).toBe(0);
+      await store.audit.insertMany([auditEvent("acme", 6)]);
+      expect(await store.audit.head("acme", "w1")).toBe(7);
+    });
+
+    it("registers writers once and lists a tenant's chains oldest first", async () => {
+      await store.audit.registerWriter({ tenant: "acme", writer: "wb", startedAt: at(2) });
+      await store.audit.registerWriter({ tenant: "acme", writer: "wa", startedAt: at(1) });
+      await store.audit.registerWriter({ tenant: "acme", writer: "wa", startedAt: at(9) });
+      await store.audit.registerWriter({ tenant: "beta", writer: "wc", startedAt: at(1) });
+      expect((await store.audit.writers("acme")).map((w) => [w.writer, w.startedAt])).toEqual([["wa", at(1)], ["wb", at(2)]]);
+    });
+
+    it("scans every event of one tenant", async () => {
+      await store.audit.insertMany([auditEvent("acme", 1), auditEvent("beta", 1), auditEvent("acme", 2, { writer: "w2" })]);
+      const seen: string[] = [];
+      for await (const e of store.audit.scan("acme")) seen.push(`${e.writer}/${e.sequence}`);
+      expect(seen.sort()).toEqual(["w1/1", "w2/2"]);
     });
   });
 
@@ -220,22 +242,5 @@ describe.each(STORE_BACKENDS)("root keys contract: $name", (backend) => {
     expect(await keys.retire(42, at(9))).toBe(false);
     const two = (await keys.list()).find((k) => k.id === 2)!;
     expect(two).toEqual({ id: 2, algorithm: "ed25519", publicKeyHex: "pk2", sealedPrivateKey: sealed, createdAt: at(2), retiredAt: at(9) });
-  });
-});
-
-describe.each(STORE_BACKENDS)("audit insertMany contract: $name", (backend) => {
-  let sut: StoreUnderTest;
-  afterEach(async () => sut?.dispose());
-  const ev = (sequence: number, id = `e${sequence}`): AuditRecord => ({
-    id, tenant: "acme", sequence, time: t0, action: "proxy", subject: "s", delegationChain: [], connection: "", provider: "",
-    method: "", path: "", decision: "allow", reason: "", detail: "", upstreamStatus: 0, latencyMs: 0, previousHash: "p", hash: "h",
-  });
-
-  it("stores a batch in order and stops at the first taken sequence", async () => {
-    sut = await backend.open();
-    expect(await sut.store.audit.insertMany([ev(1), ev(2), ev(3)])).toBe(3);
-    expect(await sut.store.audit.insertMany([ev(4), ev(5), ev(3, "dup"), ev(6)])).toBe(2);
-    expect((await sut.store.audit.list("acme", 0, 10)).map((e) => e.id)).toEqual(["e1", "e2", "e3", "e4", "e5"]);
-    expect(await sut.store.audit.insertMany([])).toBe(0);
   });
 });

@@ -109,19 +109,19 @@ async function tail(client: AdminServiceClient, tenant: string, token: string | 
   const print = (event: AuditEvent) => io.stdout.write(`${JSON.stringify(AuditEvent.toJSON(event))}\n`);
 
   if (options.switches.has("--once")) {
-    let cursor = after;
+    let pageToken = "";
     for (;;) {
       const page = await unaryCall<ListAuditEventsResponse>(timeoutMs(options), (opts, cb) =>
-        client.listAuditEvents({ tenant, afterSequence: cursor, limit: 1000 }, bearerMetadata(token), opts, cb),
+        client.listAuditEvents({ tenant, afterSequence: after, limit: 1000, writer: "", pageToken }, bearerMetadata(token), opts, cb),
       );
-      for (const event of page.events) print(event);
+      for (const event of page.events) if (event.sequence > after) print(event);
       if (page.events.length < 1000) return EXIT.ok;
-      cursor = page.events[page.events.length - 1].sequence;
+      pageToken = page.nextPageToken;
     }
   }
 
   // Follow: no deadline; stopped by the signal (Ctrl-C), which counts as a normal end.
-  const call = client.tailAuditEvents({ tenant, afterSequence: after }, bearerMetadata(token));
+  const call = client.tailAuditEvents({ tenant, afterSequence: after, writer: "", fromNow: false }, bearerMetadata(token));
   let stopped = false;
   const stop = () => {
     stopped = true;

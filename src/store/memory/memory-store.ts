@@ -1,6 +1,5 @@
-import type { AuditRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "../records.js";
+import type { ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "../records.js";
 import type {
-  AuditRepository,
   ConnectionRepository,
   LeaseRepository,
   RevocationRepository,
@@ -12,6 +11,7 @@ import { MemoryCredentials } from "./memory-credentials.js";
 import { MemoryRootKeys } from "./memory-root-keys.js";
 import { MemoryDisconnectFailures } from "./memory-disconnect-failures.js";
 import { MemoryOAuthStates } from "./memory-oauth-states.js";
+import { MemoryAudit } from "./memory-audit.js";
 
 /** Structured clone keeps callers from mutating stored records, as a database would. */
 const copy = <T>(value: T): T => structuredClone(value);
@@ -88,57 +88,6 @@ class MemoryRevocations implements RevocationRepository {
   }
 }
 
-class MemoryAudit implements AuditRepository {
-  /**
-   * Per tenant, in sequence order: each event's sequence and the event as one JSON string. The dev store keeps the
-   * whole trail in memory; as strings (leaves to the garbage collector) a long trail costs little to mark, where
-   * objects would make every full collection walk every event. The sets keep inserts O(1) and insert-once.
-   */
-  private readonly rows = new Map<string, { sequences: number[]; documents: string[]; taken: Set<number>; ids: Set<string> }>();
-  async insert(e: AuditRecord) {
-    let trail = this.rows.get(e.tenant);
-    if (!trail) this.rows.set(e.tenant, (trail = { sequences: [], documents: [], taken: new Set(), ids: new Set() }));
-    if (trail.taken.has(e.sequence) || trail.ids.has(e.id)) return false;
-    trail.taken.add(e.sequence);
-    trail.ids.add(e.id);
-    const document = JSON.stringify({ ...e, time: e.time.getTime() });
-    const { sequences, documents } = trail;
-    if (!sequences.length || sequences[sequences.length - 1] < e.sequence) {
-      sequences.push(e.sequence);
-      documents.push(document);
-    } else {
-      const at = sequences.findIndex((s) => s > e.sequence);
-      sequences.splice(at, 0, e.sequence);
-      documents.splice(at, 0, document);
-    }
-    return true;
-  }
-  async insertMany(events: AuditRecord[]) {
-    let n = 0;
-    for (const e of events) {
-      if (!(await this.insert(e))) break;
-      n++;
-    }
-    return n;
-  }
-  async last(tenant: string) {
-    const documents = this.rows.get(tenant)?.documents;
-    return documents?.length ? auditFromJson(documents[documents.length - 1]) : undefined;
-  }
-  async list(tenant: string, afterSequence: number, limit: number) {
-    const trail = this.rows.get(tenant);
-    if (!trail) return [];
-    let start = trail.sequences.findIndex((s) => s > afterSequence);
-    if (start < 0) start = trail.sequences.length;
-    return trail.documents.slice(start, start + limit).map(auditFromJson);
-  }
-}
-
-function auditFromJson(document: string): AuditRecord {
-  const stored = JSON.parse(document) as Omit<AuditRecord, "time"> & { time: number };
-  return { ...stored, time: new Date(stored.time) };
-}
-
 class MemoryLeases implements LeaseRepository {
   private readonly rows = new Map<string, LeaseRecord>();
   async insert(l: LeaseRecord) {
@@ -161,14 +110,17 @@ class MemoryLeases implements LeaseRepository {
   }
 }
 
-/** The in-memory store behind dev mode. Same contract as the MongoDB store; data is gone when the process ends. */
-export function openMemoryStore(): Store {
+/**
+ * The in-memory store behind dev mode. Same contract as the MongoDB store; data is gone when the process ends.
+ * `maxAuditEvents` keeps only that many recent audit events (dev mode's bounded trail).
+ */
+export function openMemoryStore(options: { maxAuditEvents?: number } = {}): Store {
   return {
     kind: "memory",
     tenants: new MemoryTenants(),
     connections: new MemoryConnections(),
     revocations: new MemoryRevocations(),
-    audit: new MemoryAudit(),
+    audit: new MemoryAudit(options.maxAuditEvents),
     leases: new MemoryLeases(),
     dataKeys: new MemoryDataKeys(),
     oauthStates: new MemoryOAuthStates(),

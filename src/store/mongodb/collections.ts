@@ -6,6 +6,7 @@ export const COLLECTIONS = {
   connections: "connections",
   revocations: "revocations",
   audit: "audit_events",
+  auditWriters: "audit_writers",
   leases: "leases",
   dataKeys: "data_keys",
   oauthStates: "oauth_states",

@@ -1,15 +1,15 @@
 import { MongoClient, type Collection, type Db } from "mongodb";
 import { CapvaultError } from "../../errors/capvault-error.js";
-import type { AuditRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "../records.js";
+import type { ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "../records.js";
 import type {
-  AuditRepository,
   ConnectionRepository,
   LeaseRepository,
   RevocationRepository,
   TenantRepository,
 } from "../repositories.js";
 import type { Store } from "../store.js";
-import { COLLECTIONS, DUPLICATE_KEY, insertOnce } from "./collections.js";
+import { COLLECTIONS, insertOnce } from "./collections.js";
+import { MongoAudit } from "./mongodb-audit.js";
 import { ensureDataKeyIndexes, MongoDataKeys } from "./mongodb-data-keys.js";
 import { MongoCredentials } from "./mongodb-credentials.js";
 import { MongoRootKeys } from "./mongodb-root-keys.js";
@@ -97,41 +97,6 @@ class MongoRevocations implements RevocationRepository {
   }
 }
 
-/** Audit ids are `<tenant>:<zero-padded sequence>`, so two writers racing for one sequence collide on `_id`. */
-export const auditDocumentId = (tenant: string, sequence: number) => `${tenant}:${String(sequence).padStart(12, "0")}`;
-
-class MongoAudit implements AuditRepository {
-  constructor(private readonly c: Collection<Doc<AuditRecord, never> & Omit<AuditRecord, never>>) {}
-  insert(e: AuditRecord) {
-    return insertOnce(this.c, { _id: auditDocumentId(e.tenant, e.sequence), ...e });
-  }
-  async insertMany(events: AuditRecord[]) {
-    if (!events.length) return 0;
-    try {
-      await this.c.insertMany(events.map((e) => ({ _id: auditDocumentId(e.tenant, e.sequence), ...e })) as never, { ordered: true });
-      return events.length;
-    } catch (err) {
-      // Ordered: everything before the first failed write was stored.
-      const first = (err as { writeErrors?: Array<{ index: number; code: number }> | { index: number; code: number } }).writeErrors;
-      const failure = Array.isArray(first) ? first[0] : first;
-      if (failure?.code === DUPLICATE_KEY) return failure.index;
-      throw err;
-    }
-  }
-  async last(tenant: string) {
-    const doc = await this.c.find({ tenant }).sort({ sequence: -1 }).limit(1).next();
-    return fromDoc<AuditRecord>(doc);
-  }
-  async list(tenant: string, afterSequence: number, limit: number) {
-    const docs = await this.c
-      .find({ tenant, sequence: { $gt: afterSequence } })
-      .sort({ sequence: 1 })
-      .limit(limit)
-      .toArray();
-    return docs.map((d) => fromDoc<AuditRecord>(d)!);
-  }
-}
-
 class MongoLeases implements LeaseRepository {
   constructor(private readonly c: Collection<Doc<LeaseRecord, "key">>) {}
   insert({ key, ...rest }: LeaseRecord) {
@@ -166,7 +131,7 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     tenants: new MongoTenants(db.collection(COLLECTIONS.tenants)),
     connections: new MongoConnections(db.collection(COLLECTIONS.connections)),
     revocations: new MongoRevocations(db.collection(COLLECTIONS.revocations)),
-    audit: new MongoAudit(db.collection(COLLECTIONS.audit)),
+    audit: new MongoAudit(db),
     leases: new MongoLeases(db.collection(COLLECTIONS.leases)),
     dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys)),
     oauthStates: new MongoOAuthStates(db),
@@ -176,7 +141,7 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     async ensureIndexes() {
       await db.collection(COLLECTIONS.connections).createIndex({ tenant: 1, user: 1, createdAt: 1 });
       await db.collection(COLLECTIONS.revocations).createIndex({ revokedAt: 1 });
-      await db.collection(COLLECTIONS.audit).createIndex({ tenant: 1, sequence: 1 }, { unique: true });
+      await MongoAudit.ensureIndexes(db);
       await db.collection(COLLECTIONS.leases).createIndex({ expiresAt: 1 });
       await ensureDataKeyIndexes(db.collection(COLLECTIONS.dataKeys));
       await Promise.all([MongoOAuthStates, MongoCredentials, MongoDisconnectFailures].map((r) => r.ensureIndexes(db)));

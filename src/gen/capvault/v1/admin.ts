@@ -67,22 +67,38 @@ export interface AuditEvent {
   latencyMs: number;
   hash: string;
   previousHash: string;
+  /**
+   * The chain this event belongs to: one per broker process (or CLI run) that wrote events for the tenant.
+   * `sequence` counts within the chain, from 1.
+   */
+  writer: string;
 }
 
 export interface ListAuditEventsRequest {
   tenant: string;
-  /** Return events with sequence greater than this. */
+  /** Start in the chain named by `writer` (or the first chain) after this sequence number. */
   afterSequence: number;
   limit: number;
+  /** Only this chain (empty: every chain, one after the other). */
+  writer: string;
+  /** From a previous response's next_page_token; when set, after_sequence is ignored. */
+  pageToken: string;
 }
 
 export interface ListAuditEventsResponse {
   events: AuditEvent[];
+  /** Empty when there is nothing after this page (yet). */
+  nextPageToken: string;
 }
 
 export interface TailAuditEventsRequest {
   tenant: string;
+  /** 0: every chain from its first event; otherwise, with `writer`, that chain after this sequence number. */
   afterSequence: number;
+  /** Only this chain (empty: every chain, including chains that start while tailing). */
+  writer: string;
+  /** Start at the current end of every chain (only events written from now on). */
+  fromNow: boolean;
 }
 
 export interface TailAuditEventsResponse {
@@ -100,6 +116,10 @@ export interface VerifyAuditResponse {
   brokenEventId: string;
   brokenSequence: number;
   problem: string;
+  /** The chain of the broken event. */
+  brokenWriter: string;
+  /** How many chains were checked. */
+  chainsChecked: number;
 }
 
 function createBaseGetKeyStatusRequest(): GetKeyStatusRequest {
@@ -366,6 +386,7 @@ function createBaseAuditEvent(): AuditEvent {
     latencyMs: 0,
     hash: "",
     previousHash: "",
+    writer: "",
   };
 }
 
@@ -424,6 +445,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     }
     if (message.previousHash !== "") {
       writer.uint32(146).string(message.previousHash);
+    }
+    if (message.writer !== "") {
+      writer.uint32(154).string(message.writer);
     }
     return writer;
   },
@@ -585,6 +609,14 @@ export const AuditEvent: MessageFns<AuditEvent> = {
             message.previousHash = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.writer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -633,6 +665,7 @@ export const AuditEvent: MessageFns<AuditEvent> = {
         : isSet(object.previous_hash)
         ? globalThis.String(object.previous_hash)
         : "",
+      writer: isSet(object.writer) ? globalThis.String(object.writer) : "",
     };
   },
 
@@ -692,6 +725,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     if (message.previousHash !== "") {
       obj.previousHash = message.previousHash;
     }
+    if (message.writer !== "") {
+      obj.writer = message.writer;
+    }
     return obj;
   },
 
@@ -718,12 +754,13 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     message.latencyMs = object.latencyMs ?? 0;
     message.hash = object.hash ?? "";
     message.previousHash = object.previousHash ?? "";
+    message.writer = object.writer ?? "";
     return message;
   },
 };
 
 function createBaseListAuditEventsRequest(): ListAuditEventsRequest {
-  return { tenant: "", afterSequence: 0, limit: 0 };
+  return { tenant: "", afterSequence: 0, limit: 0, writer: "", pageToken: "" };
 }
 
 export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
@@ -736,6 +773,12 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     }
     if (message.limit !== 0) {
       writer.uint32(24).uint32(message.limit);
+    }
+    if (message.writer !== "") {
+      writer.uint32(34).string(message.writer);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
     }
     return writer;
   },
@@ -777,6 +820,22 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.writer = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -798,6 +857,12 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
         ? globalThis.Number(object.after_sequence)
         : 0,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      writer: isSet(object.writer) ? globalThis.String(object.writer) : "",
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -812,6 +877,12 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.writer !== "") {
+      obj.writer = message.writer;
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -823,18 +894,23 @@ export const ListAuditEventsRequest: MessageFns<ListAuditEventsRequest> = {
     message.tenant = object.tenant ?? "";
     message.afterSequence = object.afterSequence ?? 0;
     message.limit = object.limit ?? 0;
+    message.writer = object.writer ?? "";
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListAuditEventsResponse(): ListAuditEventsResponse {
-  return { events: [] };
+  return { events: [], nextPageToken: "" };
 }
 
 export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   encode(message: ListAuditEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.events) {
       AuditEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -860,6 +936,14 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
             message.events.push(AuditEvent.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -875,6 +959,11 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   fromJSON(object: any): ListAuditEventsResponse {
     return {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -882,6 +971,9 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
     const obj: any = {};
     if (message.events?.length) {
       obj.events = message.events.map((e) => AuditEvent.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -892,12 +984,13 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListAuditEventsResponse>, I>>(object: I): ListAuditEventsResponse {
     const message = createBaseListAuditEventsResponse();
     message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
 
 function createBaseTailAuditEventsRequest(): TailAuditEventsRequest {
-  return { tenant: "", afterSequence: 0 };
+  return { tenant: "", afterSequence: 0, writer: "", fromNow: false };
 }
 
 export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
@@ -907,6 +1000,12 @@ export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
     }
     if (message.afterSequence !== 0) {
       writer.uint32(16).uint64(message.afterSequence);
+    }
+    if (message.writer !== "") {
+      writer.uint32(26).string(message.writer);
+    }
+    if (message.fromNow !== false) {
+      writer.uint32(32).bool(message.fromNow);
     }
     return writer;
   },
@@ -940,6 +1039,22 @@ export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
             message.afterSequence = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.writer = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromNow = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -960,6 +1075,12 @@ export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
         : isSet(object.after_sequence)
         ? globalThis.Number(object.after_sequence)
         : 0,
+      writer: isSet(object.writer) ? globalThis.String(object.writer) : "",
+      fromNow: isSet(object.fromNow)
+        ? globalThis.Boolean(object.fromNow)
+        : isSet(object.from_now)
+        ? globalThis.Boolean(object.from_now)
+        : false,
     };
   },
 
@@ -971,6 +1092,12 @@ export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
     if (message.afterSequence !== 0) {
       obj.afterSequence = Math.round(message.afterSequence);
     }
+    if (message.writer !== "") {
+      obj.writer = message.writer;
+    }
+    if (message.fromNow !== false) {
+      obj.fromNow = message.fromNow;
+    }
     return obj;
   },
 
@@ -981,6 +1108,8 @@ export const TailAuditEventsRequest: MessageFns<TailAuditEventsRequest> = {
     const message = createBaseTailAuditEventsRequest();
     message.tenant = object.tenant ?? "";
     message.afterSequence = object.afterSequence ?? 0;
+    message.writer = object.writer ?? "";
+    message.fromNow = object.fromNow ?? false;
     return message;
   },
 };
@@ -1122,7 +1251,15 @@ export const VerifyAuditRequest: MessageFns<VerifyAuditRequest> = {
 };
 
 function createBaseVerifyAuditResponse(): VerifyAuditResponse {
-  return { ok: false, eventsChecked: 0, brokenEventId: "", brokenSequence: 0, problem: "" };
+  return {
+    ok: false,
+    eventsChecked: 0,
+    brokenEventId: "",
+    brokenSequence: 0,
+    problem: "",
+    brokenWriter: "",
+    chainsChecked: 0,
+  };
 }
 
 export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
@@ -1141,6 +1278,12 @@ export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
     }
     if (message.problem !== "") {
       writer.uint32(42).string(message.problem);
+    }
+    if (message.brokenWriter !== "") {
+      writer.uint32(50).string(message.brokenWriter);
+    }
+    if (message.chainsChecked !== 0) {
+      writer.uint32(56).uint64(message.chainsChecked);
     }
     return writer;
   },
@@ -1198,6 +1341,22 @@ export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
             message.problem = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.brokenWriter = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.chainsChecked = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1229,6 +1388,16 @@ export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
         ? globalThis.Number(object.broken_sequence)
         : 0,
       problem: isSet(object.problem) ? globalThis.String(object.problem) : "",
+      brokenWriter: isSet(object.brokenWriter)
+        ? globalThis.String(object.brokenWriter)
+        : isSet(object.broken_writer)
+        ? globalThis.String(object.broken_writer)
+        : "",
+      chainsChecked: isSet(object.chainsChecked)
+        ? globalThis.Number(object.chainsChecked)
+        : isSet(object.chains_checked)
+        ? globalThis.Number(object.chains_checked)
+        : 0,
     };
   },
 
@@ -1249,6 +1418,12 @@ export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
     if (message.problem !== "") {
       obj.problem = message.problem;
     }
+    if (message.brokenWriter !== "") {
+      obj.brokenWriter = message.brokenWriter;
+    }
+    if (message.chainsChecked !== 0) {
+      obj.chainsChecked = Math.round(message.chainsChecked);
+    }
     return obj;
   },
 
@@ -1262,6 +1437,8 @@ export const VerifyAuditResponse: MessageFns<VerifyAuditResponse> = {
     message.brokenEventId = object.brokenEventId ?? "";
     message.brokenSequence = object.brokenSequence ?? 0;
     message.problem = object.problem ?? "";
+    message.brokenWriter = object.brokenWriter ?? "";
+    message.chainsChecked = object.chainsChecked ?? 0;
     return message;
   },
 };
@@ -1280,7 +1457,10 @@ export const AdminServiceService = {
       Buffer.from(GetKeyStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetKeyStatusResponse => GetKeyStatusResponse.decode(value),
   },
-  /** ListAuditEvents pages through a tenant's audit trail, oldest first. */
+  /**
+   * ListAuditEvents pages through a tenant's audit trail: chain by chain (each broker process writes its own hash
+   * chain; chains in the order their writers started), each chain oldest first.
+   */
   listAuditEvents: {
     path: "/capvault.v1.AdminService/ListAuditEvents" as const,
     requestStream: false as const,
@@ -1292,7 +1472,7 @@ export const AdminServiceService = {
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
   },
-  /** TailAuditEvents streams audit events as they are written. */
+  /** TailAuditEvents streams audit events of every chain as they are written. */
   tailAuditEvents: {
     path: "/capvault.v1.AdminService/TailAuditEvents" as const,
     requestStream: false as const,
@@ -1304,7 +1484,7 @@ export const AdminServiceService = {
       Buffer.from(TailAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TailAuditEventsResponse => TailAuditEventsResponse.decode(value),
   },
-  /** VerifyAudit checks a tenant's audit hash chain and names the first broken event. */
+  /** VerifyAudit checks every hash chain of a tenant and names the first broken event. */
   verifyAudit: {
     path: "/capvault.v1.AdminService/VerifyAudit" as const,
     requestStream: false as const,
@@ -1319,11 +1499,14 @@ export const AdminServiceService = {
 export interface AdminServiceServer extends UntypedServiceImplementation {
   /** GetKeyStatus says how many records each key-encryption key still protects. */
   getKeyStatus: handleUnaryCall<GetKeyStatusRequest, GetKeyStatusResponse>;
-  /** ListAuditEvents pages through a tenant's audit trail, oldest first. */
+  /**
+   * ListAuditEvents pages through a tenant's audit trail: chain by chain (each broker process writes its own hash
+   * chain; chains in the order their writers started), each chain oldest first.
+   */
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
-  /** TailAuditEvents streams audit events as they are written. */
+  /** TailAuditEvents streams audit events of every chain as they are written. */
   tailAuditEvents: handleServerStreamingCall<TailAuditEventsRequest, TailAuditEventsResponse>;
-  /** VerifyAudit checks a tenant's audit hash chain and names the first broken event. */
+  /** VerifyAudit checks every hash chain of a tenant and names the first broken event. */
   verifyAudit: handleUnaryCall<VerifyAuditRequest, VerifyAuditResponse>;
 }
 
@@ -1344,7 +1527,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetKeyStatusResponse) => void,
   ): ClientUnaryCall;
-  /** ListAuditEvents pages through a tenant's audit trail, oldest first. */
+  /**
+   * ListAuditEvents pages through a tenant's audit trail: chain by chain (each broker process writes its own hash
+   * chain; chains in the order their writers started), each chain oldest first.
+   */
   listAuditEvents(
     request: ListAuditEventsRequest,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
@@ -1360,7 +1546,7 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
   ): ClientUnaryCall;
-  /** TailAuditEvents streams audit events as they are written. */
+  /** TailAuditEvents streams audit events of every chain as they are written. */
   tailAuditEvents(
     request: TailAuditEventsRequest,
     options?: Partial<CallOptions>,
@@ -1370,7 +1556,7 @@ export interface AdminServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<TailAuditEventsResponse>;
-  /** VerifyAudit checks a tenant's audit hash chain and names the first broken event. */
+  /** VerifyAudit checks every hash chain of a tenant and names the first broken event. */
   verifyAudit(
     request: VerifyAuditRequest,
     callback: (error: ServiceError | null, response: VerifyAuditResponse) => void,
