@@ -9,6 +9,8 @@ export interface AuditLogOptions {
   maxQueued?: number;
   /** How long a caller waits for its event to be stored before its call fails (the event is still stored later). */
   commitTimeoutMs?: number;
+  /** A write in flight for longer than this counts as a failing database (a stalled server answers nothing). */
+  stallMs?: number;
   /** This process's chain id (tests); a fresh one by default. */
   writer?: string;
   /** Called when a write attempt fails (it is retried until it succeeds). */
@@ -52,6 +54,8 @@ export class AuditLog {
   private reserved = 0;
   private writing: Promise<void> | undefined;
   private failingSince: number | undefined;
+  private writeStartedAt: number | undefined;
+  private readonly stallMs: number;
   private readonly maxQueued: number;
   private readonly commitTimeoutMs: number;
   private readonly now: () => Date;
@@ -63,12 +67,14 @@ export class AuditLog {
     this.writer = options.writer ?? newWriterId();
     this.maxQueued = options.maxQueued ?? 10_000;
     this.commitTimeoutMs = options.commitTimeoutMs ?? 10_000;
+    this.stallMs = options.stallMs ?? 1000;
     this.now = options.now ?? (() => new Date());
   }
 
-  /** False while a write is failing: new work is refused until the database takes events again. */
+  /** False while a write is failing or stalled: new work is refused until the database takes events again. */
   get healthy(): boolean {
-    return this.failingSince === undefined;
+    if (this.failingSince !== undefined) return false;
+    return this.writeStartedAt === undefined || performance.now() - this.writeStartedAt < this.stallMs;
   }
 
   /** Events reserved or waiting to be stored. */
@@ -175,6 +181,7 @@ export class AuditLog {
   private async storeDurably(records: AuditRecord[]): Promise<void> {
     let missing = records;
     for (let attempt = 0; missing.length; attempt++) {
+      this.writeStartedAt = performance.now();
       try {
         await this.repository.insertMany(missing);
         missing = [];
@@ -192,6 +199,7 @@ export class AuditLog {
       }
     }
     this.failingSince = undefined;
+    this.writeStartedAt = undefined;
   }
 
   private async notStored(records: AuditRecord[]): Promise<AuditRecord[]> {

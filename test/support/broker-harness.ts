@@ -378,7 +378,7 @@ export async function startDevBroker(options: { upstream?: UpstreamHandler } = {
 }
 
 /** The real authorization-code flow, as an operator: BeginConnect, the provider's pages, the broker's callback. */
-async function connectThroughOAuth(
+export async function connectThroughOAuth(
   connections: ConnectionServiceClient,
   md: Metadata,
   who: { tenant: string; user: string; provider: string },
@@ -395,7 +395,7 @@ async function connectThroughOAuth(
 }
 
 /** Mint an agent (non-operator) capability through the RPC, as the operator. */
-function mintAgent(
+export function mintAgent(
   capabilities: CapabilityServiceClient,
   md: Metadata,
   m: { tenant: string; subject: string; grants: Grant[]; ttlSeconds: number },
