@@ -12,6 +12,7 @@ export const COLLECTIONS = {
   oauthStates: "oauth_states",
   oauthStateConsumptions: "oauth_state_consumptions",
   credentials: "credentials",
+  credentialHeads: "credential_heads",
   rootKeys: "root_keys",
   disconnectFailures: "disconnect_failures",
 } as const;

@@ -1,0 +1,81 @@
+import { MongoClient, type CommandStartedEvent } from "mongodb";
+import { afterEach, describe, expect, it } from "vitest";
+import { AuditLog } from "../../src/audit/audit-log.js";
+import { listAuditPage } from "../../src/audit/audit-pages.js";
+import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
+import { mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
+import type { Store } from "../../src/store/store.js";
+import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
+
+/**
+ * The queries a broker runs on every call, or on every page and poll, must cost the same at a million documents as at
+ * a thousand. On FerretDB 1.24 (SQLite backend) the only query served from an index is an equality on `_id` alone
+ * (with test/ferretdb/build.sh's fix); any other filter, sort, range or `$in` scans the whole collection. So these
+ * operations may only issue `_id`-equality finds, which this test checks on the wire with the driver's command
+ * monitoring, and FerretDB's own query plan confirms the index is used.
+ */
+describe("hot queries are `_id` lookups", () => {
+  let tdb: TestDatabase;
+  let monitored: MongoClient | undefined;
+  afterEach(async () => {
+    await monitored?.close();
+    await tdb?.drop();
+  });
+
+  async function setUp(): Promise<{ store: Store; finds: Record<string, unknown>[] }> {
+    tdb = await openTestDatabase("hot");
+    const seedStore = mongoStoreOn(tdb.client, tdb.db);
+    await seedStore.ensureIndexes();
+    const now = new Date();
+    await seedStore.connections.insert({ id: "conn_1", tenant: "acme", user: "u", provider: "gh", scopes: [], status: "active", createdAt: now, updatedAt: now });
+    for (let g = 1; g <= 3; g++) {
+      await seedStore.credentials.insert({ tenant: "acme", connection: "conn_1", provider: "gh", generation: g, kind: "needs_reauth", scopes: [], createdAt: now });
+    }
+    await seedStore.revocations.insert({ id: "ab".repeat(16), tenant: "acme", reason: "", revokedAt: now });
+    const log = new AuditLog(seedStore.audit, { writer: "w1" });
+    for (let i = 0; i < 30; i++) await log.recordAndWait({ tenant: "acme", action: "proxy", decision: "allow", path: `/p/${i}` });
+
+    monitored = new MongoClient(tdb.uri, { monitorCommands: true });
+    await monitored.connect();
+    const finds: Record<string, unknown>[] = [];
+    monitored.on("commandStarted", (e: CommandStartedEvent) => {
+      if (e.commandName === "find") finds.push({ collection: e.command.find, filter: e.command.filter, sort: e.command.sort });
+    });
+    return { store: mongoStoreOn(monitored, monitored.db(tdb.name)), finds };
+  }
+
+  it("connection lookup, newest credential, revocation check, audit head, page and chain read", async () => {
+    const { store, finds } = await setUp();
+    expect((await store.connections.get("acme", "conn_1"))?.id).toBe("conn_1");
+    expect(await store.connections.get("other-tenant", "conn_1")).toBeUndefined();
+    expect((await store.credentials.latest("acme", "conn_1"))?.generation).toBe(3);
+    expect(await store.credentials.latest("other-tenant", "conn_1")).toBeUndefined();
+    expect(await store.revocations.findRevoked("acme", ["ab".repeat(16), "cd".repeat(16)])).toEqual(["ab".repeat(16)]);
+    expect(await store.audit.head("acme", "w1")).toBe(30);
+    expect((await store.audit.listChain("acme", "w1", 10, 5)).map((e) => e.sequence)).toEqual([11, 12, 13, 14, 15]);
+    const page = await listAuditPage(store.audit, { tenant: "acme", writer: "w1", limit: 20, afterSequence: 5 });
+    expect(page.events).toHaveLength(20);
+
+    expect(finds.length).toBeGreaterThan(10);
+    const notById = finds.filter((f) => !isIdEquality(f.filter) || f.sort !== undefined);
+    expect(notById).toEqual([]);
+  });
+
+  it("FerretDB serves an `_id` equality from its index (explain)", async () => {
+    const { store } = await setUp();
+    void store;
+    const info = await tdb.db.admin().command({ buildInfo: 1 });
+    const explained = await tdb.db.collection(COLLECTIONS.audit).find({ _id: "acme:w1:000000000001" } as never).explain();
+    if (info.ferretdbVersion) {
+      expect(JSON.stringify(explained.queryPlanner)).toContain("USING INDEX");
+    } else {
+      expect(JSON.stringify(explained.queryPlanner)).toMatch(/IDHACK|EXPRESS_IXSCAN|IXSCAN/);
+    }
+  });
+});
+
+function isIdEquality(filter: unknown): boolean {
+  if (!filter || typeof filter !== "object") return false;
+  const keys = Object.keys(filter);
+  return keys.length === 1 && keys[0] === "_id" && typeof (filter as { _id: unknown })._id === "string";
+}
