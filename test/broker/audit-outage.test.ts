@@ -1,10 +1,10 @@
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readErrorDetails } from "../../src/errors/grpc-status.js";
 import type { VerifyAuditResponse } from "../../src/gen/capvault/v1/admin.js";
 import type { AuthorizeResponse, MintResponse, RevokeResponse } from "../../src/gen/capvault/v1/capability.js";
 import type { AuditRecord } from "../../src/store/records.js";
 import { mintAgent } from "../support/broker-harness.js";
+import { runCli } from "../support/broker-process.js";
 import { proxyLoad, startBrokerCluster, type BrokerCluster, type CallResult } from "../support/broker-cluster.js";
 
 /**
@@ -121,10 +121,14 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
     const load = proxyLoad(cluster, [0, 1], 8);
     await sleep(2000);
     await cluster.db.kill();
-    await sleep(13_000);
+    await sleep(4000);
+    const healthDuringOutage = await health(0);
+    await sleep(9000);
     await cluster.db.restart();
     await sleep(5000);
     const results = await load.stop();
+    expect(healthDuringOutage, "health says NOT_SERVING while the database is down").not.toBe(0);
+    expect(await health(0), "and SERVING again once it is back").toBe(0);
 
     const events = await settledEvents();
     const counts = countByPath(events);
@@ -157,10 +161,14 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
   }, 60_000);
 });
 
+/** `capvault health` against a broker: exit 0 only when SERVING. */
+async function health(broker: number): Promise<number | null> {
+  return (await runCli(["health", "--grpc-addr", cluster.brokers[broker].address, "--timeout-ms", "3000"], { env: process.env })).code;
+}
+
 function summarize(results: CallResult[]): string {
   const byReason = new Map<string, number>();
   for (const r of results) byReason.set(r.reason ?? "?", (byReason.get(r.reason ?? "?") ?? 0) + 1);
   return [...byReason].map(([k, v]) => `${k}: ${v}`).join(", ");
 }
 
-void readErrorDetails;
