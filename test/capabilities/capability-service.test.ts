@@ -3,7 +3,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateRootKey } from "../../src/capabilities/root-keys.js";
-import { loadBiscuit, type BiscuitBinding } from "../../src/capabilities/worker/wasm-loader.js";
+import { loadBiscuit, type BiscuitBinding } from "../../src/capabilities/binding/wasm-loader.js";
 import { CapvaultClientError, type FetchRequest } from "../../src/client/index.js";
 import { readErrorDetails, type ErrorDetails } from "../../src/errors/grpc-status.js";
 import {

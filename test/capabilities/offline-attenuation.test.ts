@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadBiscuit, type BiscuitBinding } from "../../src/capabilities/worker/wasm-loader.js";
+import { loadBiscuit, type BiscuitBinding } from "../../src/capabilities/binding/wasm-loader.js";
 import { githubRequest, harness, mintAcmeToken } from "./fixtures.js";
 
 /**

@@ -1,6 +1,6 @@
 import { assertSafeParams } from "../datalog-values.js";
 import type { AttenuateResult, Job } from "../protocol.js";
-import { isWasmPanic, mapBindingError } from "./binding-errors.js";
+import { isWasmPanic, mapBindingError } from "../binding/binding-errors.js";
 import { JobFailure, type WorkerContext } from "./context.js";
 
 /**

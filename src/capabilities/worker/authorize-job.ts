@@ -2,7 +2,7 @@ import type { Authorizer } from "@biscuit-auth/biscuit-wasm";
 import { printCheck } from "../datalog-printer.js";
 import { assertSafeParams } from "../datalog-values.js";
 import type { AuthorizeJobResult, AuthorizerOutcome, FailedCheck, Job } from "../protocol.js";
-import { isWasmPanic, mapBindingError, retryOnTimeout, variantOf } from "./binding-errors.js";
+import { isWasmPanic, mapBindingError, retryOnTimeout, variantOf } from "../binding/binding-errors.js";
 import { JobFailure, type WorkerContext } from "./context.js";
 import type { VerifiedToken } from "./token-cache.js";
 

@@ -2,7 +2,7 @@ import type { WireError } from "../protocol.js";
 import type { PolicyTemplates } from "./policy-templates.js";
 import type { SnippetCache } from "./snippet-cache.js";
 import type { TokenCache } from "./token-cache.js";
-import type { BiscuitBinding } from "./wasm-loader.js";
+import type { BiscuitBinding } from "../binding/wasm-loader.js";
 
 /** What every job gets inside a worker: the binding and the worker's caches. */
 export interface WorkerContext {

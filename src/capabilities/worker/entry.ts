@@ -2,7 +2,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { Job, JobResults, WorkerInit, WorkerReply, WorkerRequest } from "../protocol.js";
 import { attenuateJob } from "./attenuate-job.js";
 import { authorizeJob } from "./authorize-job.js";
-import { describeBindingError, isWasmPanic } from "./binding-errors.js";
+import { describeBindingError, isWasmPanic } from "../binding/binding-errors.js";
 import { JobFailure, type WorkerContext } from "./context.js";
 import { diagnosticJob } from "./diagnostic-job.js";
 import { inspectJob } from "./inspect-job.js";
@@ -11,7 +11,7 @@ import { PolicyTemplates, validatePoliciesJob } from "./policy-templates.js";
 import { replayJob } from "./replay-job.js";
 import { SnippetCache } from "./snippet-cache.js";
 import { TokenCache } from "./token-cache.js";
-import { loadBiscuit } from "./wasm-loader.js";
+import { loadBiscuit } from "../binding/wasm-loader.js";
 
 /**
  * Worker thread entry: loads its own wasm instance, then runs one job at a time and replies with the result and the

@@ -1,6 +1,6 @@
 import { assertSafeParams } from "../datalog-values.js";
 import type { Job, MintResult } from "../protocol.js";
-import { isWasmPanic, mapBindingError } from "./binding-errors.js";
+import { isWasmPanic, mapBindingError } from "../binding/binding-errors.js";
 import { JobFailure, type WorkerContext } from "./context.js";
 
 /** Build and sign a token whose authority block is `job.authority`, tagged with the root key id. */

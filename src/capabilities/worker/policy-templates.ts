@@ -1,8 +1,8 @@
 import type { AuthorizerBuilder, Check, Policy } from "@biscuit-auth/biscuit-wasm";
 import type { PolicySetWire, PolicyStatement } from "../protocol.js";
-import { isWasmPanic, mapBindingError } from "./binding-errors.js";
+import { isWasmPanic, mapBindingError } from "../binding/binding-errors.js";
 import { JobFailure } from "./context.js";
-import type { BiscuitBinding } from "./wasm-loader.js";
+import type { BiscuitBinding } from "../binding/wasm-loader.js";
 
 /**
  * Compiled organisation policy sets, one AuthorizerBuilder template per set (keyed by the set's content hash). A

@@ -1,5 +1,5 @@
 import type { Job, ReplayResult } from "../protocol.js";
-import { isTimeout, isWasmPanic } from "./binding-errors.js";
+import { isTimeout, isWasmPanic } from "../binding/binding-errors.js";
 import type { WorkerContext } from "./context.js";
 
 /**

@@ -1,6 +1,6 @@
 import type { AuthorizerBuilder, Check, Fact, Policy } from "@biscuit-auth/biscuit-wasm";
 import type { DatalogSnippet } from "../datalog-values.js";
-import type { BiscuitBinding } from "./wasm-loader.js";
+import type { BiscuitBinding } from "../binding/wasm-loader.js";
 
 type Element =
   | { kind: "fact"; element: Fact; params: string[] }

@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import type { Biscuit, PublicKey } from "@biscuit-auth/biscuit-wasm";
 import type { TokenIdentity, VerifyKey } from "../protocol.js";
 import { decodeToken, expiryOf, TokenFormatError, type DecodedBlock } from "../token-format.js";
-import { isWasmPanic, mapBindingError } from "./binding-errors.js";
+import { isWasmPanic, mapBindingError } from "../binding/binding-errors.js";
 import { JobFailure } from "./context.js";
-import type { BiscuitBinding } from "./wasm-loader.js";
+import type { BiscuitBinding } from "../binding/wasm-loader.js";
 
 /** A verified token, as cached inside one worker. */
 export interface VerifiedToken {
