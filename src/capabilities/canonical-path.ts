@@ -1,90 +1,166 @@
 import { CapvaultError } from "../errors/capvault-error.js";
 
 /**
- * Canonical request paths for capability matching. Grants and restrictions compare path prefixes on segment
- * boundaries, which is only sound if the path cannot mean two things: so dot segments are resolved, percent-encoded
- * unreserved characters are decoded (`%2e%2e` is `..`), other escapes are upper-cased, empty segments are collapsed,
- * and encoded slashes, backslashes, NUL and control characters are refused outright.
- *
- * The proxy canonicalises paths before authorization; authorization only checks (with {@link assertCanonicalPath})
- * that what it is given is already canonical, so the path that was authorized is exactly the path that is sent.
+ * The one path grammar of capvault. The Proxy canonicalizes an agent's path with it before authorization; grants and
+ * restrictions are checked against it when minted or attenuated (a prefix that is not canonical is refused, so no
+ * grant can name a path that no request could ever have); authorization only checks that what it is given is
+ * already canonical. So the path that was authorized is exactly the path that is sent, byte for byte.
  */
 
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
-const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]$/;
-const PCHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$/;
-
-function pathInvalid(why: string): CapvaultError {
-  return new CapvaultError("PATH_INVALID", `the path is not a valid origin-form path: ${why}`);
+/** The one canonical form of an agent's path: what the capability is checked against and what goes on the wire. */
+export interface CanonicalPath {
+  /**
+   * The canonical origin-form path, re-encoded deterministically: every segment percent-decoded, dot segments and
+   * repeated slashes resolved, then every byte outside `A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , = : @` written as
+   * upper-case `%XX` (`;` is always encoded, see below). Two inputs that mean the same path give the same string.
+   */
+  readonly path: string;
+  /** The decoded segments of `path` (a trailing slash shows as a final empty segment; the root is `[]`). */
+  readonly segments: readonly string[];
 }
 
-/** Normalise the characters of one segment (no `/` inside). */
-function normaliseSegment(raw: string): string {
-  if (PCHARS.test(raw)) return raw; // nothing to decode, refuse or encode
-  let out = "";
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i];
-    if (c === "%") {
-      const hex = raw.slice(i + 1, i + 3);
-      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw pathInvalid("bad percent-encoding");
-      const byte = parseInt(hex, 16);
-      if (byte === 0x2f || byte === 0x5c) throw pathInvalid("encoded slash or backslash");
-      if (byte < 0x20 || byte === 0x7f) throw pathInvalid("encoded control character");
-      const ch = String.fromCharCode(byte);
-      out += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-      i += 2;
-    } else if (PCHAR.test(c)) {
-      out += c;
-    } else if (c === "\\" || c < " " || c === "\u007f") {
-      throw pathInvalid("backslash or control character");
-    } else {
-      out += encodeURIComponent(c).replace(/%[0-9a-f]{2}/g, (m) => m.toUpperCase());
+/** Size limits for a path. */
+export interface PathLimits {
+  maxPathLength: number;
+  maxPathSegments: number;
+}
+
+// RFC 3986 path characters (pchar) plus "/" and the "%" of pct-encoded. Anything else is refused, not encoded.
+const RAW_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+// Bytes written literally on the wire. ";" is left out: some servers (Tomcat, Jetty) cut "path parameters" at a
+// raw ";", which would let "/public/..;/admin" be authorized as one path and served as another.
+const LITERAL_BYTE = /^[A-Za-z0-9\-._~!$&'()*+,=:@]$/;
+const LITERAL_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,=:@]*$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Canonicalize an origin-form path before authorization (security checklist item 23).
+ *
+ * Refused with PATH_INVALID (never silently repaired): anything not starting with a single `/` (absolute-form
+ * `https://…`, authority-form, scheme-relative `//host/…`), backslashes, `?`, `#`, spaces, control characters and
+ * non-ASCII (the agent must percent-encode), malformed `%` escapes, an encoded `/` or `\` (`%2F`, `%5C`), encoded
+ * control characters, percent-encoded bytes that are not UTF-8, a `..` that would climb above the root, and a
+ * segment that only looks like a dot segment to some servers (`..;x`, full-width `．．`).
+ *
+ * Resolved: percent-encoding (every segment is decoded, then re-encoded deterministically), dot segments in any
+ * spelling (`.`, `..`, `%2e`, `%2E%2E`, `.%2e`), and repeated slashes (`/a//b` is `/a/b`). A trailing slash is kept.
+ */
+export function canonicalizePath(raw: string, limits: PathLimits): CanonicalPath {
+  if (typeof raw !== "string" || raw.length === 0) throw invalid("the path is empty");
+  if (raw.length > limits.maxPathLength) throw invalid("the path is too long", { maxPathLength: String(limits.maxPathLength) });
+  if (raw[0] !== "/") throw invalid("the path must be origin-form: it must start with '/' and name no scheme or host");
+  if (raw.startsWith("//")) throw invalid("the path must not start with '//' (that names a host)");
+  if (raw.includes("?")) throw invalid("the path must not contain '?': send query parameters in the query field");
+  if (raw.includes("#")) throw invalid("the path must not contain '#'");
+  if (raw.includes("\\")) throw invalid("the path must not contain a backslash");
+  if (!RAW_PATH.test(raw)) {
+    throw invalid("the path contains a character that must be percent-encoded (space, control, non-ASCII, or one of \"<>[]^`{|})\"");
+  }
+  if (BAD_PERCENT.test(raw)) throw invalid("the path contains a malformed percent-escape");
+
+  const rawSegments = raw.slice(1).split("/");
+  if (rawSegments.length > limits.maxPathSegments) {
+    throw invalid("the path has too many segments", { maxPathSegments: String(limits.maxPathSegments) });
+  }
+
+  const out: string[] = [];
+  for (let i = 0; i < rawSegments.length; i++) {
+    const last = i === rawSegments.length - 1;
+    const segment = decodeSegment(rawSegments[i]);
+    if (segment === "") {
+      if (last) out.push(""); // keep one trailing slash; collapse empty segments elsewhere
+      continue;
     }
+    if (segment === ".") {
+      if (last) out.push("");
+      continue;
+    }
+    if (segment === "..") {
+      if (out.length === 0) throw invalid("the path climbs above the root with '..'");
+      out.pop();
+      if (last) out.push("");
+      continue;
+    }
+    out.push(segment);
+  }
+  // "/a/.." leaves [""]: that is the root.
+  const segments = out.length === 1 && out[0] === "" ? [] : out;
+  const path = "/" + segments.map(encodeSegment).join("/");
+  return Object.freeze({ path, segments: Object.freeze(segments) });
+}
+
+/** Percent-decode one raw segment and refuse what must not hide inside a segment. */
+function decodeSegment(raw: string): string {
+  // RAW_PATH admits only printable ASCII, so without a "%" the raw segment already is its decoded text.
+  if (!raw.includes("%")) return checkDecoded(raw);
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === "%") {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(raw.charCodeAt(i));
+    }
+  }
+  let decoded: string;
+  try {
+    decoded = UTF8.decode(Uint8Array.from(bytes));
+  } catch {
+    throw invalid("the path contains percent-encoded bytes that are not UTF-8");
+  }
+  return checkDecoded(decoded);
+}
+
+/** Refuse a decoded segment that hides a separator, a control character or a dot segment. */
+function checkDecoded(decoded: string): string {
+  if (decoded.includes("/")) throw invalid("the path contains an encoded slash (%2F)");
+  if (decoded.includes("\\")) throw invalid("the path contains an encoded backslash (%5C)");
+  if (CONTROL.test(decoded)) throw invalid("the path contains an encoded control character");
+  const beforeParams = decoded.split(";")[0];
+  if (decoded !== beforeParams && (beforeParams === "." || beforeParams === ".." || beforeParams === "")) {
+    throw invalid("the path contains a segment that servers may read as a dot segment ('..;')");
+  }
+  const folded = decoded.normalize("NFKC");
+  if (folded !== decoded && (folded.includes("/") || folded.includes("\\") || /^\.{1,2}(;|$)/.test(folded))) {
+    throw invalid("the path contains a character that Unicode-normalizes to '/', '\\' or a dot segment");
+  }
+  return decoded;
+}
+
+/** Encode one decoded segment for the wire (UTF-8, upper-case hex, fixed literal set). */
+function encodeSegment(segment: string): string {
+  if (LITERAL_SEGMENT.test(segment)) return segment; // every byte is written as itself
+  let out = "";
+  for (const byte of Buffer.from(segment, "utf8")) {
+    const ch = String.fromCharCode(byte);
+    out += LITERAL_BYTE.test(ch) ? ch : "%" + byte.toString(16).toUpperCase().padStart(2, "0");
   }
   return out;
 }
 
+function invalid(message: string, metadata?: Record<string, string>): CapvaultError {
+  return new CapvaultError("PATH_INVALID", message, { metadata });
+}
+
+/** The default size limits (the Proxy's canonical-request limits). */
+export const PATH_LIMITS: PathLimits = { maxPathLength: 4096, maxPathSegments: 128 };
+
 /**
- * Canonicalise an origin-form path (no query, no fragment). Throws CapvaultError PATH_INVALID for paths that are
- * ambiguous or climb above the root.
+ * The canonical form of a path with the default limits. Throws CapvaultError PATH_INVALID.
  *
  * @example canonicalPath("/repos/acme/widgets/../%2e%2e/acme-evil") === "/repos/acme-evil"
  */
 export function canonicalPath(raw: string): string {
-  if (typeof raw !== "string" || !raw.startsWith("/")) throw pathInvalid("it must start with '/'");
-  if (raw.includes("?") || raw.includes("#")) throw pathInvalid("query and fragment do not belong in the path");
-  if (raw.length > 8192) throw pathInvalid("too long");
-  const rawSegments = raw.slice(1).split("/");
-  const out: string[] = [];
-  let trailingSlash = false;
-  for (let i = 0; i < rawSegments.length; i++) {
-    const seg = normaliseSegment(rawSegments[i]);
-    const last = i === rawSegments.length - 1;
-    if (seg === "") {
-      trailingSlash = last && out.length > 0;
-      continue;
-    }
-    if (seg === ".") {
-      trailingSlash = last;
-      continue;
-    }
-    if (seg === "..") {
-      if (out.length === 0) throw pathInvalid("it climbs above the root");
-      out.pop();
-      trailingSlash = last;
-      continue;
-    }
-    out.push(seg);
-    trailingSlash = false;
-  }
-  if (out.length === 0) return "/";
-  return `/${out.join("/")}${trailingSlash ? "/" : ""}`;
+  return canonicalizePath(raw, PATH_LIMITS).path;
 }
 
 /** Whether `path` is already canonical. */
 export function isCanonicalPath(path: string): boolean {
   try {
-    return canonicalPath(path) === path;
+    return canonicalizePath(path, PATH_LIMITS).path === path;
   } catch {
     return false;
   }

@@ -3,7 +3,7 @@ import type { HttpRequest } from "../gen/capvault/v1/common.js";
 import { forwardableAgentHeaders } from "./agent-request-headers.js";
 import { type BodyFieldValue, type BodyFormat, readBodyFields } from "./body-fields.js";
 import { type CanonicalHeader, canonicalizeHeaders } from "./canonical-headers.js";
-import { canonicalizePath } from "./canonical-path.js";
+import { canonicalizePath } from "../capabilities/canonical-path.js";
 import { type CanonicalQueryParam, canonicalizeQuery } from "./canonical-query.js";
 import { isHttpToken } from "./http-grammar.js";
 

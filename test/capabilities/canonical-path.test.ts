@@ -15,9 +15,10 @@ describe("canonicalPath", () => {
     ["/repos/acme/widgets/%2E%2e/gadgets", "/repos/acme/gadgets"],
     ["/repos/acme/widgets/.%2e/gadgets", "/repos/acme/gadgets"],
     ["/a/%7Euser/%41b", "/a/~user/Ab"],
-    ["/a/%3a%3A", "/a/%3A%3A"],
-    ["/a b/é", "/a%20b/%C3%A9"],
-    ["/a/\"x\"", "/a/%22x%22"],
+    ["/a/%3a%3A", "/a/::"],
+    ["/a%20b/%c3%a9", "/a%20b/%C3%A9"],
+    ["/a/%22x%22", "/a/%22x%22"],
+    ["/repos/a;b", "/repos/a%3Bb"],
   ])("%s → %s", (raw, canonical) => {
     expect(canonicalPath(raw)).toBe(canonical);
     expect(isCanonicalPath(canonical)).toBe(true);
@@ -25,6 +26,8 @@ describe("canonicalPath", () => {
 
   it.each([
     ["", "no leading slash"],
+    ["/a b/é", "a raw space or non-ASCII byte (must be percent-encoded)"],
+    ["/a/\"x\"", "a raw quote (must be percent-encoded)"],
     ["repos/acme", "no leading slash"],
     ["/..", "above the root"],
     ["/repos/../../etc", "above the root"],

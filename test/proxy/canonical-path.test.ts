@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
-import { canonicalizePath } from "../../src/proxy/canonical-path.js";
+import { canonicalizePath } from "../../src/capabilities/canonical-path.js";
 
 const LIMITS = { maxPathLength: 4096, maxPathSegments: 128 };
 const canon = (p: string) => canonicalizePath(p, LIMITS);
