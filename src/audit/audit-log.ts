@@ -67,7 +67,7 @@ export class AuditLog {
     this.writer = options.writer ?? newWriterId();
     this.maxQueued = options.maxQueued ?? 10_000;
     this.commitTimeoutMs = options.commitTimeoutMs ?? 10_000;
-    this.stallMs = options.stallMs ?? 1000;
+    this.stallMs = options.stallMs ?? 2000;
     this.now = options.now ?? (() => new Date());
   }
 
