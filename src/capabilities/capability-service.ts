@@ -24,6 +24,7 @@ import type { Store } from "../store/store.js";
 import { unary } from "../server/rpc-handlers.js";
 import { bearerCapability, type CapabilityAuthority } from "./capability-authority.js";
 import { printTerm } from "./datalog-printer.js";
+import { boundedTtlSeconds, mintBoundsOf } from "./mint-bounds.js";
 import type { Predicate, TermValue } from "./token-format.js";
 import type { Restriction } from "./vocabulary.js";
 
@@ -41,21 +42,33 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
   return {
     mint: unary<MintRequest, MintResponse>("Mint", async (req, ctx) => {
       const op = await authority.requireOperator(ctx, req.tenant, "mint");
-      const out = await authority.caps.mint({
+      // Minting never widens: the minter's narrowing bounds what it mints (mint-bounds.ts).
+      const minter = await authority.caps.inspect(bearerCapability(ctx), authority.keys.keys(), authority.revocations.set);
+      const bounds = mintBoundsOf(minter, { operator: req.operator });
+      const now = new Date();
+      const requestedTtl = req.ttl ? req.ttl.seconds + req.ttl.nanos / 1e9 : undefined;
+      let out = await authority.caps.mint({
         rootKey: authority.keys.signingKey(),
         tenant: req.tenant,
         subject: req.subject,
         grants: req.grants.map((g) => ({ connection: g.connection, method: g.method, pathPrefix: g.pathPrefix })),
-        ...(req.ttl ? { ttl: { seconds: req.ttl.seconds, nanos: req.ttl.nanos } } : {}),
+        ttlSeconds: boundedTtlSeconds(requestedTtl, bounds, now),
         operator: req.operator,
+        now,
       });
+      for (const restriction of bounds.carried) {
+        const narrowed = await authority.caps.attenuate(out.token, restriction, authority.keys.keys(), now);
+        out = { ...out, token: narrowed.token, revocationIds: narrowed.revocationIds };
+      }
       await deps.audit.recordAndWait({
         tenant: req.tenant,
         action: "mint",
         subject: op.subject,
         delegationChain: op.revocationIds,
         decision: "ok",
-        detail: `minted for ${req.subject}${req.operator ? " (operator)" : ""}: ${req.grants.length} grant(s), authority ${out.revocationIds[0]}`,
+        detail:
+          `minted for ${req.subject}${req.operator ? " (operator)" : ""}: ${req.grants.length} grant(s), authority ${out.revocationIds[0]}` +
+          (bounds.carried.length ? `, ${bounds.carried.length} block(s) of the minter's restrictions carried` : ""),
       });
       return { token: out.token, expiresAt: out.expiresAt, revocationIds: out.revocationIds, rootKeyId: out.rootKeyId };
     }),

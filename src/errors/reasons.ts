@@ -72,6 +72,7 @@ export const REASONS = {
   AUDIT_UNAVAILABLE: { code: status.UNAVAILABLE, message: "the audit trail cannot take events now; nothing was done" },
 
   // Capabilities (appended)
+  MINT_WIDER_THAN_MINTER: { code: status.PERMISSION_DENIED, message: "a capability cannot mint a capability wider than itself" },
   CAPABILITY_TENANT_MISMATCH: { code: status.PERMISSION_DENIED, message: "the capability belongs to another tenant" },
 } as const satisfies Record<string, { code: status; message: string }>;
 
