@@ -28,6 +28,7 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_PROXY_MAX_STREAM_BODY_BYTES: { path: "proxy.maxStreamBodyBytes", type: "number" },
   CAPVAULT_PROXY_MAX_RESPONSE_BYTES: { path: "proxy.maxResponseBytes", type: "number" },
   CAPVAULT_PROXY_UPSTREAM_TIMEOUT_MS: { path: "proxy.upstreamTimeoutMs", type: "number" },
+  CAPVAULT_MAX_REVOCATION_STALENESS_MS: { path: "capabilities.maxRevocationStalenessMs", type: "number" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },
