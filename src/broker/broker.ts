@@ -56,7 +56,8 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   await caps.ready();
   const keys = await RootKeyRing.open(store, vault);
   const revocations = new RevocationPoller(store.revocations, {
-    maxStalenessMs: config.capabilities.maxRevocationStalenessMs,
+    // The in-memory store has one writer, this process: its view cannot fall behind.
+    maxStalenessMs: store.kind === "memory" ? Number.POSITIVE_INFINITY : config.capabilities.maxRevocationStalenessMs,
     // Root keys added or retired elsewhere (`capvault token rotate-root-key`/`retire-root-key`) arrive on the same poll.
     onRootKeysChanged: () => keys.reload(),
     onError: (err) => logger.warn({ err }, "revocation poll failed"),
