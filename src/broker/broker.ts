@@ -58,9 +58,15 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const caps = new Capabilities();
   await caps.ready();
   const keys = await RootKeyRing.open(store, vault);
-  const revocations = new RevocationPoller(store.revocations, { onError: (err) => logger.warn({ err }, "revocation poll failed") });
+  const revocations = new RevocationPoller(store.revocations, {
+    // The in-memory store has one writer, this process: its view cannot fall behind.
+    maxStalenessMs: store.kind === "memory" ? Number.POSITIVE_INFINITY : config.capabilities.maxRevocationStalenessMs,
+    // Root keys added or retired elsewhere (`capvault token rotate-root-key`/`retire-root-key`) arrive on the same poll.
+    onRootKeysChanged: () => keys.reload(),
+    onError: (err) => logger.warn({ err }, "revocation poll failed"),
+  });
   await revocations.start();
-  // Root keys added or retired by another broker (or `capvault` on the same database) are picked up within 30 s.
+  // A safety net for root key changes not announced in the revocation log: a full reload every 30 s.
   const keyReload = setInterval(() => keys.reload().catch((err) => logger.warn({ err }, "root key reload failed")), 30_000);
   keyReload.unref();
   const policies = config.policiesDir ? await caps.loadPolicies(resolve(config.policiesDir)) : undefined;
@@ -127,6 +133,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     checks: [
       { name: "database", ready: () => store.ping().then(() => true) },
       { name: "audit", ready: () => audit.healthy },
+      { name: "revocations", ready: () => config.mongodb.uri === undefined || revocations.ageMs() <= config.capabilities.maxRevocationStalenessMs },
     ],
     setServing: (serving) => grpc.health.setServing(serving),
     logger,

@@ -109,14 +109,14 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
     }),
 
     authorize: unary<AuthorizeRequest, AuthorizeResponse>("Authorize", async (req, ctx) => {
-      const audit = deps.audit.reserve();
+      // A dry run acts on nothing: its event is queued for the trail and the answer does not wait for it.
       const admitted = await admit(deps.proxy as ProxyDependencies, () => req.token || bearerCapability(ctx), req.request, { dryRun: true });
       if (!admitted.ok) {
-        await audit.commit({ ...proxyAuditEntry(admitted.known, { startedAt: 0, error: admitted.error }), action: "authorize", latencyMs: 0 });
+        deps.audit.record({ ...proxyAuditEntry(admitted.known, { startedAt: 0, error: admitted.error }), action: "authorize", latencyMs: 0 });
         throw admitted.error;
       }
       const { route, decision } = admitted.admission;
-      await audit.commit({
+      deps.audit.record({
         tenant: route.tenant,
         action: "authorize",
         subject: decision.subject,

@@ -12,7 +12,8 @@ export function rootKeyContext(id: number): SecretContext {
 /**
  * The broker's root keys, persisted in the store with their private halves sealed by the vault. The first broker to
  * start creates key 1 (insert-once: concurrent first starts end up with one key). New tokens are signed by the newest
- * non-retired key; older non-retired keys still verify. `reload()` picks up keys added or retired elsewhere.
+ * non-retired key; older non-retired keys still verify. `reload()` picks up keys added or retired elsewhere; the broker
+ * calls it when its revocation poller reads a root key change (rotate and retire announce theirs in the log).
  */
 export class RootKeyRing {
   private publicKeys: RootPublicKey[] = [];
@@ -37,7 +38,19 @@ export class RootKeyRing {
     const id = Math.max(0, ...keys.map((k) => k.id)) + 1;
     await this.create(id);
     await this.reload();
+    // Every broker's revocation poller sees this and reloads its keys (revocation-poller.ts).
+    await this.store.revocations.logRootKeyChange();
     return this.publicKeys.find((k) => k.id === id)!;
+  }
+
+  /**
+   * Retire a root key: tokens it signed stop verifying. The change goes into the revocation log too, so every running
+   * broker drops the key within its revocation bound (a broker that cannot read the log refuses every capability).
+   */
+  async retire(id: number): Promise<void> {
+    await this.store.rootKeys.retire(id, new Date());
+    await this.store.revocations.logRootKeyChange();
+    await this.reload();
   }
 
   /** Re-read keys from the store. */

@@ -19,6 +19,8 @@ export interface WorkerPoolOptions {
   maxJobsPerWorker?: number;
   /** Jobs waiting beyond this are refused with CAPABILITY_RUNTIME_FAILED (default 10,000). */
   maxQueueLength?: number;
+  /** A job that waited this long in the queue without a worker is refused with CAPABILITY_RUNTIME_BUSY (default 5 s). */
+  maxQueueWaitMs?: number;
   /** Parsed tokens cached per worker (default 128; a parsed token holds some 40-120 KB of wasm memory). */
   tokenCacheSize?: number;
   /** Allow fault-injection jobs (tests only). */
@@ -57,6 +59,15 @@ interface Pending {
   resolve(value: unknown): void;
   reject(err: CapvaultError): void;
   timer?: NodeJS.Timeout;
+  /** While queued: the wait bound's timer and the caller's abort listener (both removed when it leaves the queue). */
+  waitTimer?: NodeJS.Timeout;
+  unlisten?: () => void;
+}
+
+/** Per-call options of {@link WorkerPool.run}. */
+export interface RunOptions {
+  /** The caller's cancellation: a job still queued when it fires is dropped (never run) with CANCELLED. */
+  signal?: AbortSignal;
 }
 
 interface Slot {
@@ -76,6 +87,7 @@ const DEFAULTS = {
   maxWasmMemoryBytes: 64 * 1024 * 1024,
   maxJobsPerWorker: 50_000,
   maxQueueLength: 10_000,
+  maxQueueWaitMs: 5_000,
   tokenCacheSize: 128,
 };
 
@@ -131,6 +143,7 @@ export class WorkerPool {
       maxWasmMemoryBytes: options.maxWasmMemoryBytes ?? DEFAULTS.maxWasmMemoryBytes,
       maxJobsPerWorker: options.maxJobsPerWorker ?? DEFAULTS.maxJobsPerWorker,
       maxQueueLength: options.maxQueueLength ?? DEFAULTS.maxQueueLength,
+      maxQueueWaitMs: options.maxQueueWaitMs ?? DEFAULTS.maxQueueWaitMs,
       tokenCacheSize: options.tokenCacheSize ?? DEFAULTS.tokenCacheSize,
       diagnostics: options.diagnostics ?? false,
       onEvent: options.onEvent,
@@ -140,15 +153,29 @@ export class WorkerPool {
 
   /**
    * Run one job. `affinity` (e.g. derived from a token hash) prefers the same worker for the same token, so its parse
-   * cache hits. Rejects with a CapvaultError.
+   * cache hits. A job waits in the queue at most `maxQueueWaitMs` (then CAPABILITY_RUNTIME_BUSY), and is dropped
+   * without running when `options.signal` fires while it waits (CANCELLED). Rejects with a CapvaultError.
    */
-  run<K extends Job["kind"]>(job: Extract<Job, { kind: K }>, affinity = 0): Promise<JobResults[K]> {
+  run<K extends Job["kind"]>(job: Extract<Job, { kind: K }>, affinity = 0, options: RunOptions = {}): Promise<JobResults[K]> {
     if (this.closed) return Promise.reject(new CapvaultError("SHUTTING_DOWN"));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(new CapvaultError("CANCELLED"));
     if (this.queue.length >= this.options.maxQueueLength) {
       return Promise.reject(new CapvaultError("CAPABILITY_RUNTIME_FAILED", "the capability runtime is overloaded; retry"));
     }
     return new Promise<JobResults[K]>((resolve, reject) => {
-      this.queue.push({ id: this.nextJob++, job, affinity, resolve: resolve as (v: unknown) => void, reject });
+      const pending: Pending = { id: this.nextJob++, job, affinity, resolve: resolve as (v: unknown) => void, reject };
+      pending.waitTimer = setTimeout(
+        () => this.dropQueued(pending, new CapvaultError("CAPABILITY_RUNTIME_BUSY", `the capability job waited ${this.options.maxQueueWaitMs} ms for a worker; retry`)),
+        this.options.maxQueueWaitMs,
+      );
+      pending.waitTimer.unref();
+      if (signal) {
+        const onAbort = () => this.dropQueued(pending, new CapvaultError("CANCELLED"));
+        signal.addEventListener("abort", onAbort, { once: true });
+        pending.unlisten = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.queue.push(pending);
       this.pump();
     });
   }
@@ -175,7 +202,10 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.respawnTimer);
-    for (const p of this.queue.splice(0)) p.reject(new CapvaultError("SHUTTING_DOWN"));
+    for (const p of this.queue.splice(0)) {
+      this.leaveQueue(p);
+      p.reject(new CapvaultError("SHUTTING_DOWN"));
+    }
     const slots = this.slots.splice(0);
     await Promise.all(
       slots.map((s) => {
@@ -184,6 +214,24 @@ export class WorkerPool {
         return s.worker.terminate().catch(() => undefined);
       }),
     );
+  }
+
+  /** Take a job out of the queue (it never runs) and fail it; nothing happens if it already left the queue. */
+  private dropQueued(pending: Pending, err: CapvaultError): void {
+    const index = this.queue.indexOf(pending);
+    if (index < 0) return;
+    this.queue.splice(index, 1);
+    this.leaveQueue(pending);
+    pending.reject(err);
+    this.updateRefs();
+  }
+
+  /** A job leaves the queue (to run, or to fail): its wait timer and abort listener go. */
+  private leaveQueue(pending: Pending): void {
+    clearTimeout(pending.waitTimer);
+    pending.unlisten?.();
+    pending.waitTimer = undefined;
+    pending.unlisten = undefined;
   }
 
   private emit(event: PoolEvent): void {
@@ -281,6 +329,7 @@ export class WorkerPool {
     if (this.startFailures >= 3) {
       // Workers cannot start (e.g. the wasm file is missing): fail what waits, retry later with backoff.
       for (const p of this.queue.splice(0)) {
+        this.leaveQueue(p);
         p.reject(new CapvaultError("CAPABILITY_RUNTIME_FAILED", "capability workers cannot start"));
       }
       const delay = Math.min(30_000, 1000 * 2 ** Math.min(5, this.startFailures - 3));
@@ -322,6 +371,7 @@ export class WorkerPool {
       const slot = preferred && this.eligible(preferred, fresh) ? preferred : this.slots.find((s) => this.eligible(s, fresh));
       if (!slot) break;
       const pending = this.queue.shift()!;
+      this.leaveQueue(pending);
       slot.pending = pending;
       pending.timer = setTimeout(() => {
         this.emit({ type: "timeout", worker: slot.id, jobs: slot.jobs, detail: pending.job.kind });

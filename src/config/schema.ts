@@ -87,6 +87,13 @@ export const configSchema = z
       })
       .strict()
       .default({ maxQueued: 10_000, commitTimeoutMs: 10_000, devMaxEvents: 10_000 }),
+    capabilities: z
+      .object({
+        /** Oldest revocation view a broker may decide with; older (database unreachable) refuses with REVOCATIONS_STALE. */
+        maxRevocationStalenessMs: z.number().int().min(100).max(3_600_000).default(2_000),
+      })
+      .strict()
+      .default({ maxRevocationStalenessMs: 2_000 }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */

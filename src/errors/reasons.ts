@@ -74,6 +74,8 @@ export const REASONS = {
   // Capabilities (appended)
   MINT_WIDER_THAN_MINTER: { code: status.PERMISSION_DENIED, message: "a capability cannot mint a capability wider than itself" },
   CAPABILITY_TENANT_MISMATCH: { code: status.PERMISSION_DENIED, message: "the capability belongs to another tenant" },
+  REVOCATIONS_STALE: { code: status.UNAVAILABLE, message: "the broker cannot see recent revocations (database unreachable); retry" },
+  CAPABILITY_RUNTIME_BUSY: { code: status.UNAVAILABLE, message: "the capability runtime is busy: the job waited too long; retry" },
 } as const satisfies Record<string, { code: status; message: string }>;
 
 /** A stable reason code. */

@@ -24,8 +24,9 @@ const epochDeadline = (ctx: CallContext) => ctx.deadline?.getTime();
 
 /**
  * ProxyService: the agent's only way to use a connection. Each call is the same short list of steps:
- * 1. reserve its audit event (refused, with nothing done, when the trail cannot take it);
- * 2. admit: authenticate the capability, canonicalize the request, route it, authorize (admission.ts);
+ * 1. admit: authenticate the capability, canonicalize the request, route it, authorize (admission.ts); a refusal
+ *    is queued for the audit trail and answered at once (nothing was done);
+ * 2. reserve the call's audit event (refused, with nothing done, when the trail cannot take it);
  * 3. resolve the credential and call upstream (refreshing at most once on an invalid-token 401);
  * 4. filter the response;
  * 5. store the audit event and only then answer (a call whose event cannot be stored is not answered OK).
@@ -34,12 +35,12 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
   return {
     proxy: unary<ProxyRequest, ProxyResponse>("Proxy", async (message, ctx) => {
       const startedAt = performance.now();
-      const audit = deps.audit.reserve();
       const admitted = await admit(deps, () => bearerCapability(ctx), message.request);
       if (!admitted.ok) {
-        await audit.commit(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+        deps.audit.record(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
         throw admitted.error;
       }
+      const audit = deps.audit.reserve();
       const { request, route, url } = admitted.admission;
       const credential = new CredentialHandle(deps, route, epochDeadline(ctx));
       let answer: ProxyResponse | undefined;
@@ -114,15 +115,15 @@ async function proxyStream(
   // kills the response side too (the head and body would never be written and no status would ever be sent).
   const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<ProxyStreamRequest | MalformedMessage>;
   const first = await messages.next();
-  const audit = deps.audit.reserve();
   const head = first.done || first.value instanceof MalformedMessage ? undefined : first.value.head;
   const admitted = await admit(deps, () => bearerCapability(ctx), head && { ...head, body: Buffer.alloc(0) }, {
     missingRequest: "the first ProxyStream message must carry the request head",
   });
   if (!admitted.ok) {
-    await audit.commit(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+    deps.audit.record(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
     throw admitted.error;
   }
+  const audit = deps.audit.reserve();
   const { request, route, url } = admitted.admission;
   const credential = new CredentialHandle(deps, route, epochDeadline(ctx));
   let upstreamStatus: number | undefined;

@@ -1,4 +1,5 @@
 import type { AuditRecord, AuditWriterRecord, ConnectionRecord, LeaseRecord, RevocationRecord, TenantRecord } from "./records.js";
+import type { RevocationLogEntry } from "./revocation-log.js";
 
 /**
  * Every write below is a single-document operation. Nothing relies on multi-document transactions, change streams
@@ -29,12 +30,22 @@ export interface ConnectionRepository {
 }
 
 export interface RevocationRepository {
-  /** Record a revocation in its tenant; false if that tenant already revoked that id. */
+  /**
+   * Record a revocation in its tenant (false if that tenant already revoked that id) and append it to the revocation
+   * log (revocation-log.ts) in either case, so a retry after a failure between the two writes still reaches every
+   * broker's poller.
+   */
   insert(revocation: RevocationRecord): Promise<boolean>;
-  /** Revocations recorded at or after `since`, oldest first (for polling), every tenant's. */
+  /** Revocations recorded at or after `since`, oldest first, every tenant's (a full scan: start-up only). */
   listSince(since: Date): Promise<RevocationRecord[]>;
-  /** The subset of `ids` that `tenant` revoked. */
+  /** The subset of `ids` that `tenant` revoked (`_id` lookups). */
   findRevoked(tenant: string, ids: string[]): Promise<string[]>;
+  /** Append a root key change (a key added or retired) to the revocation log: every poller reloads the root keys. */
+  logRootKeyChange(): Promise<void>;
+  /** The position after the last log entry, where a poller starting now reads from (O(log n) `_id` lookups). */
+  logHead(): Promise<number>;
+  /** The log entry at `seq`, undefined if there is none yet: one `_id` lookup. */
+  readLog(seq: number): Promise<RevocationLogEntry | undefined>;
 }
 
 export interface AuditRepository {

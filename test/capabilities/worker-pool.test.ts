@@ -102,6 +102,47 @@ describe("worker pool", () => {
     await expectReason(echo(p), "SHUTTING_DOWN");
   });
 
+  it("a job that waits in the queue longer than its bound is refused with CAPABILITY_RUNTIME_BUSY and never runs", async () => {
+    const p = pool({ maxQueueWaitMs: 300, jobTimeoutMs: 10_000 });
+    await p.ready();
+    const busy = p.run({ kind: "diagnostic", action: "spin", ms: 1500 });
+    const waiting = echo(p);
+    const started = performance.now();
+    const err = await expectReason(waiting, "CAPABILITY_RUNTIME_BUSY");
+    expect(err.code).toBe(14); // UNAVAILABLE
+    // Refused while the only worker was still busy: it did not wait for a worker, and it left the queue.
+    expect(performance.now() - started).toBeLessThan(1200);
+    expect(p.stats()).toMatchObject({ busy: 1, queued: 0 });
+    await busy;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.stats().completed).toBe(1); // the spin only: the refused job never ran
+    await expect(echo(p)).resolves.toEqual({ ok: true });
+  });
+
+  it("a queued job whose caller's AbortSignal fired is dropped without running (CANCELLED); a running one completes", async () => {
+    const p = pool({ jobTimeoutMs: 10_000 });
+    await p.ready();
+    const busy = p.run({ kind: "diagnostic", action: "spin", ms: 1000 });
+    const caller = new AbortController();
+    const queued = p.run({ kind: "diagnostic", action: "echo" }, 0, { signal: caller.signal });
+    const other = echo(p);
+    expect(p.stats().queued).toBe(2);
+    setTimeout(() => caller.abort(), 100);
+    await expectReason(queued, "CANCELLED");
+    expect(p.stats()).toMatchObject({ busy: 1, queued: 1 }); // dropped at once, the other job keeps its place
+    // Already aborted: refused before queueing.
+    await expectReason(p.run({ kind: "diagnostic", action: "echo" }, 0, { signal: AbortSignal.abort() }), "CANCELLED");
+    // Aborting a job that already runs does not fail it.
+    const late = new AbortController();
+    await busy;
+    await expect(other).resolves.toEqual({ ok: true });
+    const running = p.run({ kind: "diagnostic", action: "spin", ms: 200 }, 0, { signal: late.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    late.abort();
+    await expect(running).resolves.toBeDefined();
+    expect(p.stats().completed).toBe(3); // busy, other, running: never the cancelled ones
+  });
+
   it("refuses work beyond the queue bound", async () => {
     const p = pool({ maxQueueLength: 2 });
     const jobs = [echo(p), echo(p)];

@@ -154,6 +154,31 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
       );
       expect(results.filter(Boolean)).toHaveLength(1);
     });
+
+    it("appends every revocation to the revocation log, read back by position until the first missing one", async () => {
+      expect(await store.revocations.logHead()).toBe(0);
+      expect(await store.revocations.readLog(0)).toBeUndefined();
+      await store.revocations.insert({ id: "ab12", tenant: "acme", reason: "", revokedAt: at(1) });
+      await store.revocations.logRootKeyChange();
+      // A repeated revocation is logged again (a retry after a failure between the two writes must reach pollers).
+      expect(await store.revocations.insert({ id: "ab12", tenant: "acme", reason: "", revokedAt: at(3) })).toBe(false);
+      expect(await store.revocations.readLog(0)).toEqual({ seq: 0, at: at(1), kind: "revocation", tenant: "acme", id: "ab12" });
+      expect(await store.revocations.readLog(1)).toMatchObject({ seq: 1, kind: "root-keys" });
+      expect(await store.revocations.readLog(2)).toEqual({ seq: 2, at: at(3), kind: "revocation", tenant: "acme", id: "ab12" });
+      expect(await store.revocations.readLog(3)).toBeUndefined();
+      expect(await store.revocations.logHead()).toBe(3);
+    });
+
+    it("concurrent revocations take distinct log positions with no gap", async () => {
+      await Promise.all(
+        Array.from({ length: 12 }, (_, i) => store.revocations.insert({ id: `c${i}`, tenant: "acme", reason: "", revokedAt: at(i) })),
+      );
+      const entries = await Promise.all(Array.from({ length: 13 }, (_, i) => store.revocations.readLog(i)));
+      expect(entries[12]).toBeUndefined();
+      const ids = entries.slice(0, 12).map((e) => (e?.kind === "revocation" ? e.id : "missing"));
+      expect(new Set(ids)).toEqual(new Set(Array.from({ length: 12 }, (_, i) => `c${i}`)));
+      expect(await store.revocations.logHead()).toBe(12);
+    });
   });
 
   describe("audit", () => {

@@ -29,6 +29,16 @@ export async function startTestDatabase(): Promise<TestDatabaseServer> {
   if (fromEnv) {
     return { uri: fromEnv, redactedUri: redact(fromEnv), description: await describe(fromEnv), stop: async () => {} };
   }
+  return startPrivateFerretDB();
+}
+
+/** A FerretDB of one test's own (whatever MONGODB_URI says): its process can be stalled (SIGSTOP) without harm to others. */
+export interface PrivateFerretDB extends TestDatabaseServer {
+  process: ChildProcess;
+}
+
+/** Build FerretDB (cached) and start a private instance on a free loopback port with its own SQLite directory. */
+export async function startPrivateFerretDB(): Promise<PrivateFerretDB> {
   await buildFerretDB();
   const dataDir = await mkdtemp(join(tmpdir(), "capvault-ferretdb-"));
   const port = await freePort();
@@ -51,8 +61,10 @@ export async function startTestDatabase(): Promise<TestDatabaseServer> {
     uri,
     redactedUri: uri,
     description: await describe(uri),
+    process: child,
     async stop() {
       if (child.exitCode === null) {
+        child.kill("SIGCONT");
         child.kill("SIGTERM");
         await new Promise((r) => child.once("exit", r));
       }

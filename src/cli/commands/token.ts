@@ -372,7 +372,7 @@ const rotateRootKey: Subcommand = {
   usage: "capvault token rotate-root-key [--json] [config flags]",
   help: `Creates the next capability root key in the broker's database, its private half sealed by the key-encryption
 key, as 'capvault serve' would find it (CAPVAULT_MONGODB_URI, CAPVAULT_KEYRING_FILE or CAPVAULT_KEK, --config FILE).
-Every broker signs new tokens with it within 30 s (they reload root keys every 30 s); tokens signed by older keys keep
+Every running broker signs new tokens with it after its next revocation poll (about 0.5 s); tokens signed by older keys keep
 working until those keys are retired with 'capvault token retire-root-key'. Prints the new key id and public key.
 
   --json         print {keyId, publicKey} on stdout instead
@@ -390,7 +390,7 @@ working until those keys are retired with 'capvault token retire-root-key'. Prin
       async ({ json }, { keys }) => {
         const key = await keys.rotate();
         io.stdout.write(json ? `${JSON.stringify({ keyId: key.id, publicKey: key.publicKeyHex })}\n` : `${key.id} ed25519/${key.publicKeyHex}\n`);
-        io.stderr.write(`root key ${key.id} added; brokers sign new tokens with it within 30 s. Retire older keys once their tokens have expired.\n`);
+        io.stderr.write(`root key ${key.id} added; brokers sign new tokens with it after their next revocation poll. Retire older keys once their tokens have expired.\n`);
         return EXIT.ok;
       },
     ),
@@ -399,8 +399,9 @@ working until those keys are retired with 'capvault token retire-root-key'. Prin
 const retireRootKey: Subcommand = {
   summary: "Retire a root key: tokens it signed stop verifying (locally, with the broker's database and key)",
   usage: "capvault token retire-root-key --id N [config flags]",
-  help: `Marks root key N retired in the broker's database. Within 30 s every broker refuses tokens signed by it
-(CAPABILITY_UNKNOWN_ROOT_KEY). The key that signs new tokens cannot be retired: rotate first.
+  help: `Marks root key N retired in the broker's database and announces it in the revocation log: every running broker
+refuses tokens signed by it after its next revocation poll (CAPABILITY_UNKNOWN_ROOT_KEY); a broker that cannot read
+the log refuses every capability (REVOCATIONS_STALE). The key that signs new tokens cannot be retired: rotate first.
 
   --id N         the root key id (see 'capvault token rotate-root-key' or CapabilityService/ListPublicKeys)
   --mongodb-uri, --mongodb-database, --keyring-file, --config FILE   as for 'capvault serve'`,
@@ -416,15 +417,15 @@ const retireRootKey: Subcommand = {
         if (!Number.isSafeInteger(id) || id < 1) throw new CliUsageError("--id must be a root key id (a positive integer)");
         return { id };
       },
-      async ({ id }, { store, keys }) => {
+      async ({ id }, { keys }) => {
         const known = keys.keys().find((k) => k.id === id);
         if (!known) throw new CapvaultError("INVALID_REQUEST", `there is no root key ${id}`);
         if (known.retired) throw new CapvaultError("INVALID_REQUEST", `root key ${id} is already retired`);
         if (keys.signingKey().id === id) {
           throw new CapvaultError("INVALID_REQUEST", `root key ${id} signs new tokens: run 'capvault token rotate-root-key' first`);
         }
-        await store.rootKeys.retire(id, new Date());
-        io.stderr.write(`root key ${id} retired; within 30 s every broker refuses the tokens it signed.\n`);
+        await keys.retire(id);
+        io.stderr.write(`root key ${id} retired; running brokers refuse the tokens it signed within their next revocation poll.\n`);
         return EXIT.ok;
       },
     ),

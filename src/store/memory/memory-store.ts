@@ -5,6 +5,7 @@ import type {
   RevocationRepository,
   TenantRepository,
 } from "../repositories.js";
+import type { RevocationLogEntry } from "../revocation-log.js";
 import type { Store } from "../store.js";
 import { MemoryDataKeys } from "./memory-data-keys.js";
 import { MemoryCredentials } from "./memory-credentials.js";
@@ -71,11 +72,24 @@ class MemoryConnections implements ConnectionRepository {
 class MemoryRevocations implements RevocationRepository {
   /** By `<tenant>\u0000<id>`: a revocation belongs to the tenant that recorded it. */
   private readonly rows = new Map<string, RevocationRecord>();
+  /** The revocation log (revocation-log.ts): entry n at index n. */
+  private readonly log: RevocationLogEntry[] = [];
   async insert(r: RevocationRecord) {
     const key = `${r.tenant}\u0000${r.id}`;
-    if (this.rows.has(key)) return false;
-    this.rows.set(key, copy(r));
-    return true;
+    const inserted = !this.rows.has(key);
+    if (inserted) this.rows.set(key, copy(r));
+    this.log.push({ seq: this.log.length, at: new Date(r.revokedAt), kind: "revocation", tenant: r.tenant, id: r.id });
+    return inserted;
+  }
+  async logRootKeyChange() {
+    this.log.push({ seq: this.log.length, at: new Date(), kind: "root-keys" });
+  }
+  async logHead() {
+    return this.log.length;
+  }
+  async readLog(seq: number) {
+    const entry = this.log[seq];
+    return entry && { ...entry, at: new Date(entry.at) };
   }
   async listSince(since: Date) {
     return [...this.rows.values()]

@@ -5,6 +5,7 @@ export const COLLECTIONS = {
   tenants: "tenants",
   connections: "connections",
   revocations: "revocations",
+  revocationLog: "revocation_log",
   audit: "audit_events",
   auditWriters: "audit_writers",
   leases: "leases",

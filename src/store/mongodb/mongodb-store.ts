@@ -7,6 +7,7 @@ import type {
   RevocationRepository,
   TenantRepository,
 } from "../repositories.js";
+import { appendToLog, findLogHead, revocationLogId, type RevocationLogEntry } from "../revocation-log.js";
 import type { Store } from "../store.js";
 import { COLLECTIONS, insertOnce } from "./collections.js";
 import { MongoAudit } from "./mongodb-audit.js";
@@ -81,10 +82,27 @@ export const revocationDocumentId = (tenant: string, id: string) => `${tenant}:$
 
 type RevocationDoc = Omit<RevocationRecord, "id"> & { _id: string; revocationId?: string };
 
+/** A revocation log entry (revocation-log.ts), keyed `revlog:<n>`. */
+type RevocationLogDoc = { _id: string; at: Date; kind: "revocation" | "root-keys"; tenant?: string; revocationId?: string };
+
+/**
+ * A log read is bounded on the client too (the driver's timeoutMS): a stalled database must not keep a poller's
+ * connection forever. The poller has its own, shorter bound (revocation-poller.ts).
+ */
+const LOG_READ_TIMEOUT_MS = 5_000;
+
 class MongoRevocations implements RevocationRepository {
-  constructor(private readonly c: Collection<RevocationDoc>) {}
-  insert({ id, ...rest }: RevocationRecord) {
-    return insertOnce(this.c, { _id: revocationDocumentId(rest.tenant, id), revocationId: id, ...rest });
+  /** The position after the last log entry this process saw (read or wrote): where its next append starts. */
+  private logHint: number | undefined;
+
+  constructor(
+    private readonly c: Collection<RevocationDoc>,
+    private readonly log: Collection<RevocationLogDoc>,
+  ) {}
+  async insert({ id, ...rest }: RevocationRecord) {
+    const inserted = await insertOnce(this.c, { _id: revocationDocumentId(rest.tenant, id), revocationId: id, ...rest });
+    await this.append({ at: rest.revokedAt, kind: "revocation", tenant: rest.tenant, revocationId: id });
+    return inserted;
   }
   async listSince(since: Date) {
     const docs = await this.c.find({ revokedAt: { $gte: since } }).sort({ revokedAt: 1, _id: 1 }).toArray();
@@ -93,9 +111,37 @@ class MongoRevocations implements RevocationRepository {
   }
   async findRevoked(tenant: string, ids: string[]) {
     if (!ids.length) return [];
-    // One `_id` lookup per id (an `$in` is a full scan on FerretDB): a token has a handful of blocks.
+    // One `_id` equality lookup per id: FerretDB serves those from its index, never `$in`.
     const found = await Promise.all(ids.map((id) => this.c.findOne({ _id: revocationDocumentId(tenant, id) }, { projection: { _id: 1 } })));
     return ids.filter((_, i) => found[i] !== null);
+  }
+  async logRootKeyChange() {
+    await this.append({ at: new Date(), kind: "root-keys" });
+  }
+  logHead() {
+    return findLogHead((seq) => this.exists(seq), this.logHint ?? 0);
+  }
+  async readLog(seq: number): Promise<RevocationLogEntry | undefined> {
+    const d = await this.log.findOne({ _id: revocationLogId(seq) }, { timeoutMS: LOG_READ_TIMEOUT_MS });
+    if (!d) return undefined;
+    this.saw(seq);
+    return d.kind === "root-keys"
+      ? { seq, at: d.at, kind: "root-keys" }
+      : { seq, at: d.at, kind: "revocation", tenant: d.tenant!, id: d.revocationId! };
+  }
+  private async append(event: Omit<RevocationLogDoc, "_id">) {
+    const seq = await appendToLog(
+      (n) => insertOnce(this.log, { _id: revocationLogId(n), ...event }),
+      (n) => this.exists(n),
+      this.logHint,
+    );
+    this.saw(seq);
+  }
+  private async exists(seq: number) {
+    return (await this.log.findOne({ _id: revocationLogId(seq) }, { projection: { _id: 1 }, timeoutMS: LOG_READ_TIMEOUT_MS })) !== null;
+  }
+  private saw(seq: number) {
+    this.logHint = Math.max(this.logHint ?? 0, seq + 1);
   }
 }
 
@@ -132,7 +178,7 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     kind: "mongodb",
     tenants: new MongoTenants(db.collection(COLLECTIONS.tenants)),
     connections: new MongoConnections(db.collection(COLLECTIONS.connections)),
-    revocations: new MongoRevocations(db.collection(COLLECTIONS.revocations)),
+    revocations: new MongoRevocations(db.collection(COLLECTIONS.revocations), db.collection(COLLECTIONS.revocationLog)),
     audit: new MongoAudit(db),
     leases: new MongoLeases(db.collection(COLLECTIONS.leases)),
     dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys)),
