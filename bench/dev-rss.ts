@@ -11,7 +11,7 @@
  * own audit event). Prints the broker's VmRSS (/proc/<pid>/status) every 10k calls, the ratio of the last to the one
  * after 10k, and the load average.
  *
- * Flags: --calls N (100000), --concurrency N (32), --max-seconds N (1200: stops there and says so), --dist DIR,
+ * Flags: --same-path (every call to one path: separates what distinct requests cost from what the trail costs), --calls N (100000), --concurrency N (32), --max-seconds N (1200: stops there and says so), --dist DIR,
  * --env K=V (extra broker environment, repeatable, e.g. --env CAPVAULT_AUDIT_DEV_MAX_EVENTS=100000).
  */
 import { readFileSync } from "node:fs";
@@ -45,6 +45,8 @@ const EXTRA_ENV = Object.fromEntries(
   argv.flatMap((a, i) => (a === "--env" ? [argv[i + 1]] : [])).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
 );
 const FIRST = Math.min(10_000, CALLS);
+/** Every call to the same path: the decision cache and request memo then hit, while the audit trail grows the same. */
+const SAME_PATH = argv.includes("--same-path");
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
     const call = (i: number) =>
       new Promise<void>((ok, no) =>
         client.proxy(
-          { request: { connection, method: "GET", path: `/repos/acme/widgets/issues/${i}`, query: [], headers: [], body: Buffer.alloc(0) } },
+          { request: { connection, method: "GET", path: SAME_PATH ? "/repos/acme/widgets/issues" : `/repos/acme/widgets/issues/${i}`, query: [], headers: [], body: Buffer.alloc(0) } },
           md,
           { deadline: Date.now() + 30_000 },
           (err: ServiceError | null, res: ProxyResponse) => (err ? no(new Error(`${err.code} ${err.details}`)) : res.status !== 200 ? no(new Error(`status ${res.status}`)) : ok()),
@@ -91,7 +93,7 @@ async function main(): Promise<void> {
       );
 
     console.log(`capvault dev RSS bench — ${new Date().toISOString()}, node ${process.version}, ${availableParallelism()} cores; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at start`);
-    console.log(`${CALLS} Proxy calls at concurrency ${CONCURRENCY}, a distinct path each; broker: capvault dev (in-memory store)${Object.keys(EXTRA_ENV).length ? ` with ${JSON.stringify(EXTRA_ENV)}` : ""}`);
+    console.log(`${CALLS} Proxy calls at concurrency ${CONCURRENCY}, ${SAME_PATH ? "all to one path" : "a distinct path each"}; broker: capvault dev (in-memory store)${Object.keys(EXTRA_ENV).length ? ` with ${JSON.stringify(EXTRA_ENV)}` : ""}`);
     console.log(`broker RSS at start (account connected, one mint):  ${mib(rssOf(broker.pid))}`);
     const samples = new Map<number, number>();
     let mark = performance.now();
