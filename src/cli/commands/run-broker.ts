@@ -1,11 +1,12 @@
 import { startBroker, type Broker } from "../../broker/broker.js";
 import { CapvaultError } from "../../errors/capvault-error.js";
 import { ConfigError, loadConfig, parseFlags, redactConfig } from "../../config/load-config.js";
+import type { Config } from "../../config/schema.js";
 import { createLogger } from "../../log/logger.js";
 import { EXIT } from "../cli-command.js";
 
 /** Shared by `serve` and `dev`: load configuration, start the broker, stop gracefully on SIGTERM/SIGINT. */
-export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted?: (broker: Broker) => void): Promise<number> {
+export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted?: (broker: Broker, config: Config) => void): Promise<number> {
   const { flags, config: file, rest, problems } = parseFlags(argv);
   if (rest.length) problems.push(`unexpected argument ${JSON.stringify(rest[0])} (see --help)`);
   let config;
@@ -30,7 +31,7 @@ export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted
     process.stderr.write(`capvault ${mode}: failed to start: ${(err as Error).message}\n`);
     return CapvaultError.is(err, "CONFIG_INVALID") ? EXIT.usage : EXIT.failure;
   }
-  onStarted?.(broker);
+  onStarted?.(broker, config);
 
   return new Promise<number>((resolve) => {
     let signals = 0;
