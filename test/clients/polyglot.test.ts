@@ -26,6 +26,7 @@ const env = {
 };
 const python = await runPytest(tools.python, env);
 const go = await runGoTest(env);
+const examplesRoot = new URL("../../examples/", import.meta.url).pathname;
 
 function foreignSuite(title: string, result: ForeignRun) {
   describe(title, () => {
@@ -96,4 +97,26 @@ describe("grpcurl by reflection", () => {
       expect.objectContaining({ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "NO_MATCHING_GRANT", domain: "capvault" }),
     ]);
   });
+});
+
+describe("the agent examples", () => {
+  async function agentEnv() {
+    const minted = await broker.mint([{ connection, method: "GET", pathPrefix: "/repos/acme/" }], 600, "example-agent");
+    return { ...process.env, CAPVAULT_ADDR: broker.address, CAPVAULT_TOKEN: minted.token, CAPVAULT_CONNECTION: connection };
+  }
+  const expectStory = (stdout: string) => {
+    expect(stdout).toContain("GET /repos/acme/widgets/issues -> HTTP 200");
+    expect(stdout).toContain('"url":"/repos/acme/widgets/issues?state=open"');
+    expect(stdout).toContain("denied as expected: CAPABILITY_CHECK_FAILED (block 1, check");
+  };
+
+  it("examples/python-agent reads issues through a narrowed capability and handles the denial", async () => {
+    const { stdout } = await execFileP(tools.python, [`${examplesRoot}python-agent/agent.py`, "acme/widgets"], { env: await agentEnv(), cwd: examplesRoot, timeout: 60_000 });
+    expectStory(stdout);
+  });
+
+  it("examples/go-agent does the same through the Attenuate RPC", async () => {
+    const { stdout } = await execFileP("go", ["run", ".", "acme/widgets"], { env: await agentEnv(), cwd: `${examplesRoot}go-agent`, timeout: 300_000 });
+    expectStory(stdout);
+  }, 300_000);
 });

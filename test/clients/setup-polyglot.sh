@@ -4,7 +4,7 @@
 #   - a Python 3.11 venv with the pinned test requirements and the capvault client built from clients/python
 #     (`pip install ./clients/python`, which generates the stubs from proto/);
 #   - grpcurl, built with `go install` from the Go module proxy;
-#   - the Go client's modules (clients/go, go.sum committed).
+#   - the Go client's modules (clients/go, go.sum committed), and examples/go-agent built once.
 # .ci/run calls it; the test calls it too, so `npx vitest run test/clients/polyglot.test.ts` works on its own.
 # Prints `python=...` and `grpcurl=...` lines.
 set -euo pipefail
@@ -41,6 +41,7 @@ fi
 
 # The Go client's dependencies (and a build, so the test's `go test` only compiles the tests).
 (cd clients/go && go mod download && go build ./... && go vet ./...) >&2
+(cd examples/go-agent && go build -o /dev/null .) >&2
 
 echo "python=$PWD/$VENV/bin/python"
 echo "grpcurl=$PWD/$GRPCURL"
