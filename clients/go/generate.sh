@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates clients/go/gen from proto/capvault/v1 with buf and the Go plugins pinned in go.mod.
+# Run from anywhere. Regenerates clients/go/gen from proto/capvault/v1 with buf and the Go plugins pinned in go.mod.
 # `clients/go/generate.sh --check` fails if the committed stubs differ from what the protos generate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
