@@ -62,7 +62,10 @@ const (
 	ReasonBodyInvalid                = "BODY_INVALID"
 	ReasonAuditWriteFailed           = "AUDIT_WRITE_FAILED"
 	ReasonAuditUnavailable           = "AUDIT_UNAVAILABLE"
+	ReasonMintWiderThanMinter        = "MINT_WIDER_THAN_MINTER"
 	ReasonCapabilityTenantMismatch   = "CAPABILITY_TENANT_MISMATCH"
+	ReasonRevocationsStale           = "REVOCATIONS_STALE"
+	ReasonCapabilityRuntimeBusy      = "CAPABILITY_RUNTIME_BUSY"
 )
 
 // ReasonInfo is a reason's gRPC code and public message.
@@ -126,5 +129,8 @@ var Reasons = map[string]ReasonInfo{
 	ReasonBodyInvalid:                {codes.InvalidArgument, "the body claims to be JSON but is not a single well-formed JSON text"},
 	ReasonAuditWriteFailed:           {codes.Unavailable, "the audit event could not be written"},
 	ReasonAuditUnavailable:           {codes.Unavailable, "the audit trail cannot take events now; nothing was done"},
+	ReasonMintWiderThanMinter:        {codes.PermissionDenied, "a capability cannot mint a capability wider than itself"},
 	ReasonCapabilityTenantMismatch:   {codes.PermissionDenied, "the capability belongs to another tenant"},
+	ReasonRevocationsStale:           {codes.Unavailable, "the broker cannot see recent revocations (database unreachable); retry"},
+	ReasonCapabilityRuntimeBusy:      {codes.Unavailable, "the capability runtime is busy: the job waited too long; retry"},
 }

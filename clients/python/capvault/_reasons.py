@@ -58,5 +58,8 @@ REASONS = {
     "BODY_INVALID": ("INVALID_ARGUMENT", 3, "the body claims to be JSON but is not a single well-formed JSON text"),
     "AUDIT_WRITE_FAILED": ("UNAVAILABLE", 14, "the audit event could not be written"),
     "AUDIT_UNAVAILABLE": ("UNAVAILABLE", 14, "the audit trail cannot take events now; nothing was done"),
+    "MINT_WIDER_THAN_MINTER": ("PERMISSION_DENIED", 7, "a capability cannot mint a capability wider than itself"),
     "CAPABILITY_TENANT_MISMATCH": ("PERMISSION_DENIED", 7, "the capability belongs to another tenant"),
+    "REVOCATIONS_STALE": ("UNAVAILABLE", 14, "the broker cannot see recent revocations (database unreachable); retry"),
+    "CAPABILITY_RUNTIME_BUSY": ("UNAVAILABLE", 14, "the capability runtime is busy: the job waited too long; retry"),
 }
