@@ -5,7 +5,6 @@ import { RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/au
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import type { Header } from "../gen/capvault/v1/common.js";
 import type { Admission } from "./admission.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
@@ -58,17 +57,6 @@ export function accessRequestOf(
 }
 
 const accessRequests = new WeakMap<CanonicalRequest, { route: ConnectionRoute; url: UpstreamUrl; operation: string; access: AccessRequest }>();
-
-/**
- * Step: the response headers the agent gets. They were allowlisted when the response was read
- * (response-header-allowlist.ts); on top of that, a header whose value contains a credential this call sent is
- * dropped, so an upstream that echoes request headers back (into an allowlisted WWW-Authenticate, Link, Location…)
- * cannot hand the agent the token (checklist item 10). Response bodies are the provider's and go back as sent.
- */
-export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
-  const secrets = sent.filter((s) => s.length > 0);
-  return headers.filter((h) => !secrets.some((s) => h.value.includes(s)));
-}
 
 /** How a Proxy call ended, for its audit event. */
 export interface ProxyOutcome {

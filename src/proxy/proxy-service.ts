@@ -16,7 +16,8 @@ import { MalformedMessage } from "../server/service-definitions.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import { admit } from "./admission.js";
-import { proxyAuditEntry, withoutCredentialEchoes, type ProxyDependencies } from "./proxy-pipeline.js";
+import { redactCredentialEchoes, redactCredentialEchoesInStream, withoutCredentialEchoes } from "./credential-echoes.js";
+import { proxyAuditEntry, type ProxyDependencies } from "./proxy-pipeline.js";
 import type { ConnectionRoute } from "./connection-directory.js";
 import { callUpstreamStreaming } from "./upstream-call.js";
 
@@ -28,7 +29,7 @@ const epochDeadline = (ctx: CallContext) => ctx.deadline?.getTime();
  *    is queued for the audit trail and answered at once (nothing was done);
  * 2. reserve the call's audit event (refused, with nothing done, when the trail cannot take it);
  * 3. resolve the credential and call upstream (refreshing at most once on an invalid-token 401);
- * 4. filter the response;
+ * 4. filter the response (allowlisted headers; no echo of the credential in headers or body: credential-echoes.ts);
  * 5. store the audit event and only then answer (a call whose event cannot be stored is not answered OK).
  */
 export function createProxyService(deps: ProxyDependencies): ProxyServiceServer {
@@ -58,7 +59,11 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
           accessToken: () => credential.current(),
           refresh: () => credential.refreshed(),
         });
-        answer = { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent), body: response.body };
+        answer = {
+          status: response.status,
+          headers: withoutCredentialEchoes(response.headers, credential.sent),
+          body: redactCredentialEchoes(response.body, credential.sent),
+        };
       } catch (err) {
         failure = err;
       }
@@ -153,7 +158,7 @@ async function proxyStream(
         )
       : undefined;
     await write(call, { head: { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent) } });
-    for await (const chunk of response.body) await write(call, { bodyChunk: chunk });
+    for await (const chunk of redactCredentialEchoesInStream(response.body, credential.sent)) await write(call, { bodyChunk: chunk });
     await refreshing;
   } catch (err) {
     failure = err;

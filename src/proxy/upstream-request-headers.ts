@@ -11,7 +11,8 @@ import type { UpstreamTarget } from "./upstream-target.js";
  *    agent-request-headers.ts) and without any header named like the target's credential header;
  * 2. the target's default headers whose names the agent did not send (never a credential, hop-by-hop or framing
  *    header, even from a target that skipped assertUpstreamTarget);
- * 3. EXACTLY ONE credential header, set by the broker (checklist item 20).
+ * 3. `accept-encoding: identity` (see credential-echoes.ts);
+ * 4. EXACTLY ONE credential header, set by the broker (checklist item 20).
  *
  * The credential is validated as a header value without ever being echoed: a token with CR or LF throws INTERNAL
  * with no detail.
@@ -36,6 +37,8 @@ export function buildUpstreamRequestHeaders(
     if (!isHttpToken(n) || !isFieldValue(value)) continue;
     out.push(n, value);
   }
+  // An unencoded response body, so that echoed credentials can be found in it (credential-echoes.ts).
+  if (credentialName !== "accept-encoding") out.push("accept-encoding", "identity");
   const scheme = target.credentialHeader.scheme;
   const value = scheme === undefined || scheme === "" ? credential : `${scheme} ${credential}`;
   if (credential.length === 0 || credential !== credential.trim() || !isFieldValue(value)) {

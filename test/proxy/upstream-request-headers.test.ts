@@ -41,13 +41,14 @@ describe("buildUpstreamRequestHeaders", () => {
         "k",
       ),
     );
-    expect(out).toEqual([["x-api-key", "k"]]);
+    expect(out).toEqual([["accept-encoding", "identity"], ["x-api-key", "k"]]);
   });
   it("adds default headers only where the agent sent none of that name", () => {
     const out = pairs(buildUpstreamRequestHeaders(bearer, [{ name: "accept", value: "text/plain" }], "t"));
     expect(out).toEqual([
       ["accept", "text/plain"],
       ["user-agent", "capvault"],
+      ["accept-encoding", "identity"],
       ["authorization", "Bearer t"],
     ]);
   });
@@ -55,6 +56,7 @@ describe("buildUpstreamRequestHeaders", () => {
     const sloppy: UpstreamTarget = { ...bearer, defaultHeaders: { authorization: "Bearer static", Cookie: "a=1", Connection: "x", "X-Ok": "1" } };
     expect(pairs(buildUpstreamRequestHeaders(sloppy, [], "t"))).toEqual([
       ["x-ok", "1"],
+      ["accept-encoding", "identity"],
       ["authorization", "Bearer t"],
     ]);
   });
