@@ -278,6 +278,10 @@ describe("revocation across two broker processes", () => {
       const retired = await cli(["token", "retire-root-key", "--id", String(oldKey)]);
       expect(retired.code, retired.stderr).toBe(0);
       expect((await store.rootKeys.list()).find((k) => k.id === oldKey)?.retiredAt).toBeInstanceOf(Date);
+      // Key operations are audited in the _system trail: the intent before, the outcome after.
+      const keyEvents = await db.db.collection("audit_events").find({ tenant: "_system" }).toArray();
+      const trail = keyEvents.sort((a, b) => a.time - b.time || a.sequence - b.sequence).map((e) => `${e.action} ${e.decision}`);
+      expect(trail).toEqual(expect.arrayContaining(["rotate-root-key intent", "rotate-root-key ok", "retire-root-key intent", "retire-root-key ok"]));
       const b4 = await startBrokerProcess(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], env);
       const c4 = new CapabilityServiceClient(b4.address, credentials.createInsecure());
       try {

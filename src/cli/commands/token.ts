@@ -1,3 +1,4 @@
+import type { Store } from "../../store/store.js";
 import { AuditLog } from "../../audit/audit-log.js";
 import { Capabilities } from "../../capabilities/capabilities.js";
 import { CapvaultError } from "../../errors/capvault-error.js";
@@ -387,8 +388,8 @@ working until those keys are retired with 'capvault token retire-root-key'. Prin
         noPositionals(o);
         return { json: o.switches.has("--json") };
       },
-      async ({ json }, { keys }) => {
-        const key = await keys.rotate();
+      async ({ json }, { store, keys }) => {
+        const key = await auditedKeyOperation(store, "rotate-root-key", "a new root key", () => keys.rotate(), (k) => `root key ${k.id} added`);
         io.stdout.write(json ? `${JSON.stringify({ keyId: key.id, publicKey: key.publicKeyHex })}\n` : `${key.id} ed25519/${key.publicKeyHex}\n`);
         io.stderr.write(`root key ${key.id} added; brokers sign new tokens with it after their next revocation poll. Retire older keys once their tokens have expired.\n`);
         return EXIT.ok;
@@ -417,19 +418,45 @@ the log refuses every capability (REVOCATIONS_STALE). The key that signs new tok
         if (!Number.isSafeInteger(id) || id < 1) throw new CliUsageError("--id must be a root key id (a positive integer)");
         return { id };
       },
-      async ({ id }, { keys }) => {
+      async ({ id }, { store, keys }) => {
         const known = keys.keys().find((k) => k.id === id);
         if (!known) throw new CapvaultError("INVALID_REQUEST", `there is no root key ${id}`);
         if (known.retired) throw new CapvaultError("INVALID_REQUEST", `root key ${id} is already retired`);
         if (keys.signingKey().id === id) {
           throw new CapvaultError("INVALID_REQUEST", `root key ${id} signs new tokens: run 'capvault token rotate-root-key' first`);
         }
-        await keys.retire(id);
+        await auditedKeyOperation(store, "retire-root-key", `root key ${id}`, () => keys.retire(id), () => `root key ${id} retired`);
         io.stderr.write(`root key ${id} retired; running brokers refuse the tokens it signed within their next revocation poll.\n`);
         return EXIT.ok;
       },
     ),
 };
+
+/**
+ * Root keys belong to no tenant: their operations are audited in the `_system` trail, before they take effect
+ * (decision "intent") and after (the outcome), so an operation that answers an error has either not been attempted
+ * or is recorded as failed.
+ */
+async function auditedKeyOperation<T>(
+  store: Store,
+  action: string,
+  target: string,
+  operation: () => Promise<T>,
+  outcome: (result: T) => string,
+): Promise<T> {
+  const audit = new AuditLog(store.audit);
+  const event = { tenant: "_system", action, subject: "capvault token (local)" };
+  await audit.recordAndWait({ ...event, decision: "intent", detail: target });
+  let result: T;
+  try {
+    result = await operation();
+  } catch (err) {
+    await audit.recordAndWait({ ...event, decision: "error", reason: CapvaultError.from(err).reason, detail: target }).catch(() => undefined);
+    throw err;
+  }
+  await audit.recordAndWait({ ...event, decision: "ok", detail: outcome(result) });
+  return result;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // the command
