@@ -81,6 +81,7 @@ interface Outcome {
 }
 
 const identity = (b: Buffer) => b;
+const DATA_BOUND = new Set(["/capvault.v1.AdminService/VerifyAudit"]);
 const isStreamingTail = (m: Method) => m.responseStream && !m.requestStream;
 
 /** Strings that reach validation, Datalog, MongoDB queries, URLs and headers in interesting ways. */
@@ -325,7 +326,11 @@ function send(client: Client, c: Case): Promise<Outcome> {
 /** What is wrong with an outcome, or undefined. */
 function problem(c: Case, o: Outcome): string | undefined {
   if (o.hang) return "no status before the deadline (hang)";
-  if (o.code === status.DEADLINE_EXCEEDED && !isStreamingTail(c.method)) return "DEADLINE_EXCEEDED (the broker did not answer in time)";
+  // The broker honouring the caller's deadline is a clear answer for work that grows with the stored data (verifying
+  // the whole audit chain the fuzz itself keeps growing); for anything else it means the input made the broker stall.
+  if (o.code === status.DEADLINE_EXCEEDED && !isStreamingTail(c.method) && !DATA_BOUND.has(c.method.path)) {
+    return "DEADLINE_EXCEEDED (the broker did not answer in time)";
+  }
   if (o.code === status.OK) return undefined;
   if (o.code === status.CANCELLED && isStreamingTail(c.method)) return undefined; // the test cancelled a running tail
   // The transport's own refusals carry no capvault details: oversized messages and metadata.
