@@ -3,7 +3,6 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { CapvaultError } from "../errors/capvault-error.js";
-import { providerUpstreamTarget } from "../proxy/provider-upstream-target.js";
 import { checkEndpointUrl } from "./endpoint-policy.js";
 
 const url = z.string().url();
@@ -107,10 +106,7 @@ export interface LoadCatalogOptions {
   allowInsecureLoopback?: boolean;
 }
 
-/**
- * Load, validate and override every `<id>.json` in the catalog folder, including each `api` section as the Proxy will
- * use it. Fails with CONFIG_INVALID naming the file or the provider and field.
- */
+/** Load, validate and override every `<id>.json` in the catalog folder. Fails with CONFIG_INVALID naming the file. */
 export async function loadProviderCatalog(options: LoadCatalogOptions = {}): Promise<ProviderCatalog> {
   const dir = options.dir ?? DEFAULT_CATALOG_DIR;
   const allowInsecureLoopback = options.allowInsecureLoopback ?? false;
@@ -130,9 +126,6 @@ export async function loadProviderCatalog(options: LoadCatalogOptions = {}): Pro
       throw new CapvaultError("CONFIG_INVALID", `provider file ${name} is not valid JSON`, { cause: err });
     }
     const provider = parseProvider(raw, name, options.overrides?.[basename(name, ".json")], allowInsecureLoopback);
-    // The Proxy's view of the `api` section (https only, host allowlisted, usable headers, a readable CA file) is
-    // checked here, at start-up, rather than on the first call that needs it.
-    providerUpstreamTarget(provider, dir);
     providers.set(provider.id, provider);
   }
   for (const id of Object.keys(options.overrides ?? {})) {

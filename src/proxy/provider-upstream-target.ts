@@ -5,13 +5,12 @@ import type { ProviderConfig } from "../oauth/provider-catalog.js";
 import { assertUpstreamTarget, type UpstreamTarget } from "./upstream-target.js";
 
 /**
- * Where a provider's tokens may be sent, from its catalog entry's `api` section. Checked for every provider when the
- * catalog loads (start-up fails with CONFIG_INVALID naming the provider and the field), then once more per provider on
- * first use (assertUpstreamTarget), and reused for every call.
+ * Where a provider's tokens may be sent, from its catalog entry's `api` section. Checked for every provider at
+ * start-up (ConnectionDirectory.checkProviders: CONFIG_INVALID naming the provider and the field), then reused for
+ * every call.
  *
- * The error names the provider and the `api` field but never a file path: it may reach an agent (a Proxy call on a
- * provider whose CA file went away after start-up). The unreadable file is named in the error's cause, which stays in
- * the process.
+ * The error names the provider and the `api` field but never a file path: an error's message may reach an agent. The
+ * unreadable file is named in the error's cause, which stays in the process (the start-up log prints it).
  */
 export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: string): UpstreamTarget {
   const api = provider.api;

@@ -2,16 +2,16 @@ import { writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import { readErrorDetails } from "../../src/errors/grpc-status.js";
-import { ProxyServiceClient } from "../../src/gen/capvault/v1/proxy.js";
+import { ProxyServiceClient, type ProxyResponse } from "../../src/gen/capvault/v1/proxy.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
 import { runCli } from "../support/broker-process.js";
 import { testProviderFile } from "../support/test-provider.js";
 import { TEST_CA } from "../proxy/recording-upstream.js";
 
-/** A provider's `api` section is checked when the catalog loads, and its errors never hand an agent a file path. */
+/** Every provider's `api` section is checked when the broker starts, not on an agent's first call. */
 describe("provider api sections", () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterAll(async () => {
@@ -48,12 +48,12 @@ describe("provider api sections", () => {
     }
   });
 
-  it("a CA file that goes away after start-up: Proxy answers CONFIG_INVALID without any file path", async () => {
+  it("api sections are read once, at start-up: a CA file removed afterwards changes nothing for the agent", async () => {
     let caFile = "";
     const t: TestBroker = await startTestBroker({
       providers: {
         "gh-ca": (c) => {
-          // A CA file of this provider's own, readable when the catalog loads.
+          // A CA file of this provider's own, readable when the broker starts.
           caFile = join(c.caFile, "..", "gh-ca-ca.pem");
           writeFileSync(caFile, TEST_CA);
           return { caFile };
@@ -64,19 +64,15 @@ describe("provider api sections", () => {
     const connection = await t.connectAccount("erin", "gh-ca");
     const token = (await t.mint([{ connection, method: "GET", pathPrefix: "/" }])).token;
     await rm(caFile);
+    // Read on first use, the file would be missing now, and the error would reach the agent (it used to name the
+    // file's path). Checked and kept at start-up, the first call works.
     const client = new ProxyServiceClient(t.address, credentials.createInsecure());
     cleanup.push(async () => client.close());
     const md = new Metadata();
     md.set("authorization", `Bearer ${token}`);
-    const err = await new Promise<ServiceError>((resolve) =>
-      client.proxy({ request: { connection, method: "GET", path: "/x", headers: [], query: [], body: Buffer.alloc(0) } }, md, (e) => resolve(e!)),
+    const answer = await new Promise<ServiceError | ProxyResponse>((resolve) =>
+      client.proxy({ request: { connection, method: "GET", path: "/x", headers: [], query: [], body: Buffer.alloc(0) } }, md, (e, r) => resolve(e ?? r!)),
     );
-    expect(err.code).toBe(status.FAILED_PRECONDITION);
-    const details = readErrorDetails(err);
-    expect(details.reason).toBe("CONFIG_INVALID");
-    const everything = JSON.stringify({ message: err.message, details: err.details, info: details, metadata: err.metadata.toJSON() });
-    expect(everything).not.toContain(t.dir);
-    expect(everything).not.toContain(".pem");
-    expect(everything).not.toMatch(/\/(tmp|home|etc|work)\//);
+    expect("code" in answer ? { code: answer.code, details: answer.details, reason: readErrorDetails(answer).reason } : { status: answer.status }).toEqual({ status: 200 });
   });
 });
