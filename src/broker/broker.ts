@@ -93,6 +93,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
 
   const tokens = new AccessTokenCache((tenant, id, options) => oauth.resolveAccessToken(tenant, id, options));
   const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
+  connections.checkProviders(oauth.catalog.list().map((p) => p.id));
   const dispatchers = new UpstreamDispatchers();
   const canonicalLimits = { maxBodyBytes: config.proxy.maxBodyBytes };
   const proxy: ProxyDependencies = {

@@ -39,6 +39,15 @@ export class ConnectionDirectory {
     return route;
   }
 
+  /**
+   * Check every provider's `api` section now, at start-up (https only, host allowlisted, usable headers, a readable CA
+   * file), so that a bad one stops the broker with CONFIG_INVALID naming the provider and field instead of failing an
+   * agent's first call. The checked targets are kept: no file is read during a call.
+   */
+  checkProviders(providerIds: Iterable<string>): void {
+    for (const id of providerIds) this.targetOf(id);
+  }
+
   /** Forget a route (after Disconnect). */
   forget(connectionId: string): void {
     this.routes.delete(connectionId);

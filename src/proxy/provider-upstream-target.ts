@@ -5,8 +5,12 @@ import type { ProviderConfig } from "../oauth/provider-catalog.js";
 import { assertUpstreamTarget, type UpstreamTarget } from "./upstream-target.js";
 
 /**
- * Where a provider's tokens may be sent, from its catalog entry's `api` section. Checked once per provider
- * (assertUpstreamTarget), then reused for every call.
+ * Where a provider's tokens may be sent, from its catalog entry's `api` section. Checked for every provider at
+ * start-up (ConnectionDirectory.checkProviders: CONFIG_INVALID naming the provider and the field), then reused for
+ * every call.
+ *
+ * The error names the provider and the `api` field but never a file path: an error's message may reach an agent. The
+ * unreadable file is named in the error's cause, which stays in the process (the start-up log prints it).
  */
 export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: string): UpstreamTarget {
   const api = provider.api;
@@ -15,8 +19,8 @@ export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: str
     const file = isAbsolute(api.caFile) ? api.caFile : resolve(catalogDir, api.caFile);
     try {
       ca = readFileSync(file);
-    } catch {
-      throw new CapvaultError("CONFIG_INVALID", `provider ${provider.id}: api.caFile ${file} cannot be read`);
+    } catch (err) {
+      throw new CapvaultError("CONFIG_INVALID", `provider ${provider.id}: api.caFile cannot be read`, { cause: err });
     }
   }
   const target: UpstreamTarget = {
@@ -27,6 +31,11 @@ export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: str
     ...(api.allowPrivateAddresses ? { allowPrivateAddresses: true } : {}),
     ...(ca ? { ca } : {}),
   };
-  assertUpstreamTarget(target);
+  try {
+    assertUpstreamTarget(target);
+  } catch (err) {
+    if (!CapvaultError.is(err, "CONFIG_INVALID")) throw err;
+    throw new CapvaultError("CONFIG_INVALID", `provider ${provider.id}: api.${err.message.replace(/^upstream target: /, "")}`);
+  }
   return target;
 }

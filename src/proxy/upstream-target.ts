@@ -64,9 +64,9 @@ export function assertUpstreamTarget(target: UpstreamTarget): void {
   }
   for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
     const n = name.toLowerCase();
-    if (!isHttpToken(n) || !isFieldValue(value)) throw configInvalid("a default header is invalid");
+    if (!isHttpToken(n) || !isFieldValue(value)) throw configInvalid("defaultHeaders holds an invalid header");
     if (n === credName || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n)) {
-      throw configInvalid("a default header may not be a credential, hop-by-hop or framing header");
+      throw configInvalid("defaultHeaders may not hold a credential, hop-by-hop or framing header");
     }
   }
   for (const name of target.extraResponseHeaders ?? []) {

@@ -21,7 +21,6 @@ let other: RecordingUpstream;
 let connection: string;
 let privateConnection: string;
 let ipLiteralConnection: string;
-let plainHttpConnection: string;
 let agentToken: string;
 let rawProxy: ProxyServiceClient;
 
@@ -33,8 +32,7 @@ beforeAll(async () => {
       "gh-private": () => ({ allowPrivateAddresses: undefined }),
       // An IP literal as the API host: never resolved, never connected to, whatever the fence setting.
       "gh-ip": (c) => ({ baseUrl: `https://127.0.0.1:${c.upstreamPort}`, allowedHosts: ["127.0.0.1"] }),
-      // Plain http (the catalog allows http on loopback for OAuth endpoints in tests; the Proxy never does).
-      "gh-http": (c) => ({ baseUrl: `http://localhost:${c.upstreamPort}` }),
+      // A plain-http API base URL is refused when the catalog loads: test/broker/provider-api-startup.test.ts.
     },
   });
   t.upstream.handler = (req, res) => {
@@ -71,10 +69,9 @@ beforeAll(async () => {
   connection = await t.connectAccount("alice");
   privateConnection = await t.connectAccount("bob", "gh-private");
   ipLiteralConnection = await t.connectAccount("carol", "gh-ip");
-  plainHttpConnection = await t.connectAccount("dave", "gh-http");
   agentToken = (
     await t.mint(
-      [connection, privateConnection, ipLiteralConnection, plainHttpConnection].flatMap((c) => [
+      [connection, privateConnection, ipLiteralConnection].flatMap((c) => [
         { connection: c, method: "GET", pathPrefix: "/" },
         { connection: c, method: "POST", pathPrefix: "/" },
       ]),
@@ -294,10 +291,6 @@ describe("where the token may go is checked before any socket opens (items 17, 1
 
   it("an IP-literal API host is refused with UPSTREAM_HOST_FORBIDDEN, even where private addresses are allowed", async () => {
     await expectRefused(agent().fetch(ipLiteralConnection, { path: "/user" }), status.PERMISSION_DENIED, "UPSTREAM_HOST_FORBIDDEN");
-  });
-
-  it("a plain-http API base URL is refused as a configuration error before any socket opens", async () => {
-    await expectRefused(agent().fetch(plainHttpConnection, { path: "/user" }), status.FAILED_PRECONDITION, "CONFIG_INVALID");
   });
 
   it("the good connection still works after all of that (the refusals poisoned nothing)", async () => {

@@ -239,8 +239,15 @@ describe("Capabilities.authorize through the decision cache", () => {
     await off.caps.close();
   });
 
-  it("is on by default", () => {
-    expect(h.caps.decisions).toBeDefined();
+  it("is on by default", async () => {
+    // `h` is built without decisionCacheSize: whatever it observes is the default. A repeat must not reach the workers.
+    const now = nextSecond();
+    const before = completed();
+    const hits = h.caps.decisions.hits;
+    await authorize(token, now);
+    await authorize(token, now);
+    expect(completed()).toBe(before + 1);
+    expect(h.caps.decisions.hits).toBe(hits + 1);
   });
 
   it("the same request twice in the same second: the second does not reach the workers and returns an equal decision", async () => {

@@ -1,4 +1,8 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ProviderConfig } from "../../src/oauth/provider-catalog.js";
+import { providerUpstreamTarget } from "../../src/proxy/provider-upstream-target.js";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { assertUpstreamTarget, redactUpstreamTarget, type UpstreamTarget } from "../../src/proxy/upstream-target.js";
 
@@ -50,5 +54,31 @@ describe("redactUpstreamTarget", () => {
     expect(r).not.toContain("s3cr3t");
     expect(r).not.toContain("BEGIN");
     expect(r).toContain("x-static");
+  });
+});
+
+describe("providerUpstreamTarget", () => {
+  const provider = (api: Record<string, unknown>) =>
+    ({ id: "acme-api", api: { baseUrl: "https://api.github.com", allowedHosts: ["api.github.com"], credentialHeader: { name: "Authorization", scheme: "Bearer" }, ...api } }) as unknown as ProviderConfig;
+
+  it("names the provider and the field, never a file path (its message may reach an agent)", () => {
+    const dir = join(tmpdir(), "capvault-no-such-dir");
+    const err = (() => {
+      try {
+        providerUpstreamTarget(provider({ caFile: "secret-place/ca.pem" }), dir);
+      } catch (e) {
+        return e as CapvaultError;
+      }
+    })();
+    expect(err).toMatchObject({ reason: "CONFIG_INVALID", message: "provider acme-api: api.caFile cannot be read" });
+    expect(err!.message).not.toContain(dir);
+    expect(JSON.stringify(err!.metadata)).not.toContain("secret-place");
+    // The operator still learns which file: the cause stays in the process (and the start-up log).
+    expect(String((err!.cause as Error).message)).toContain(join(dir, "secret-place", "ca.pem"));
+  });
+
+  it("reports the api field that assertUpstreamTarget refused, with the provider", () => {
+    expect(() => providerUpstreamTarget(provider({ baseUrl: "http://api.github.com" }), tmpdir())).toThrow("provider acme-api: api.baseUrl must be https");
+    expect(() => providerUpstreamTarget(provider({ defaultHeaders: { cookie: "x" } }), tmpdir())).toThrow("provider acme-api: api.defaultHeaders");
   });
 });

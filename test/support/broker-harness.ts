@@ -164,7 +164,15 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   });
   const logs: string[] = [];
   const logger = createLogger("debug", { write: (line: string) => void logs.push(line) });
-  const broker = await startBroker(config, logger);
+  let broker: Broker;
+  try {
+    broker = await startBroker(config, logger);
+  } catch (err) {
+    await Promise.all([idp.close(), upstream.close(), db?.drop(), rm(dir, { recursive: true, force: true })]);
+    delete process.env[`${envPrefix}_ID`];
+    delete process.env[`${envPrefix}_SECRET`];
+    throw err;
+  }
   const address = broker.grpcAddress;
   const operatorToken = broker.devOperatorToken!;
   const md = () => {
