@@ -5,13 +5,15 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MongoClient } from "mongodb";
 import { freePort } from "./free-port.js";
+import { buildFerretDB } from "./test-database-server.js";
 
-/** The FerretDB binary the global setup built (test/ferretdb/build.sh). */
+/** The FerretDB binary that test/ferretdb/build.sh builds. */
 const BINARY = join(dirname(fileURLToPath(import.meta.url)), "..", "ferretdb", "bin", "ferretdb");
 
 /**
  * A FerretDB of one test's own, for faults the shared server must not suffer: killed, restarted on the same port and
- * data, or stalled (SIGSTOP) while brokers use it.
+ * data, or stalled (SIGSTOP) while brokers use it. (startPrivateFerretDB in test-database-server.ts starts one that
+ * can be stalled but not restarted.)
  */
 export interface PrivateDatabase {
   uri: string;
@@ -26,6 +28,7 @@ export interface PrivateDatabase {
 }
 
 export async function startPrivateDatabase(): Promise<PrivateDatabase> {
+  await buildFerretDB();
   const dataDir = await mkdtemp(join(tmpdir(), "capvault-private-db-"));
   const port = await freePort();
   const uri = `mongodb://127.0.0.1:${port}/`;

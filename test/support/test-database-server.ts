@@ -73,7 +73,7 @@ export async function startPrivateFerretDB(): Promise<PrivateFerretDB> {
   };
 }
 
-async function buildFerretDB(): Promise<void> {
+export async function buildFerretDB(): Promise<void> {
   try {
     await run("go", ["version"]);
   } catch {
