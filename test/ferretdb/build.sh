@@ -9,10 +9,12 @@
 # pushed-down expression the index's own (the two expressions return the same value), so `explain` says
 # SEARCH ... USING INDEX. Nothing else in FerretDB is changed.
 #
-# Usage: build.sh OUTPUT_BINARY
+# Usage: build.sh [OUTPUT_BINARY]   (relative to the caller's directory; default test/ferretdb/bin/ferretdb)
 set -euo pipefail
-cd "$(dirname "$0")"
-out="$(realpath -m "${1:-bin/ferretdb}")"
+here="$(cd "$(dirname "$0")" && pwd)"
+out="$(realpath -m "${1:-$here/bin/ferretdb}")"
+cd "$here"
+mkdir -p "$(dirname "$out")"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 src="$(go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)"
 work="$(mktemp -d)"
