@@ -49,20 +49,35 @@ export function redactCredentialEchoes(body: Buffer, sent: readonly string[]): B
 }
 
 /**
- * A streamed response body with every credential overwritten, including one split across chunks: each chunk is held
- * back by (longest pattern - 1) bytes until the next one arrives, so a match can always be seen whole.
+ * A streamed response body with every credential overwritten, including one split across chunks: the end of a chunk
+ * that could be the start of a credential is held back until the next chunk shows whether it is one. Nothing else is
+ * held: a chunk that ends in no such prefix goes out whole, at once.
  */
 export async function* redactCredentialEchoesInStream(chunks: AsyncIterable<Uint8Array>, sent: readonly string[]): AsyncGenerator<Buffer> {
   const patterns = forms(sent);
-  const keep = Math.max(0, ...patterns.map((p) => p.length - 1));
   let pending: Buffer = Buffer.alloc(0);
   for await (const chunk of chunks) {
     pending = overwrite(Buffer.concat([pending, chunk]), patterns);
-    if (pending.length > keep) {
-      const ready = pending.subarray(0, pending.length - keep);
-      pending = Buffer.from(pending.subarray(pending.length - keep));
-      yield Buffer.from(ready);
+    const hold = partialMatchAtEnd(pending, patterns);
+    if (pending.length > hold) {
+      const ready = Buffer.from(pending.subarray(0, pending.length - hold));
+      pending = Buffer.from(pending.subarray(pending.length - hold));
+      yield ready;
     }
   }
   if (pending.length) yield overwrite(pending, patterns);
+}
+
+/** The length of the longest end of `body` that is the beginning of one of the patterns (0 if none). */
+function partialMatchAtEnd(body: Buffer, patterns: readonly Buffer[]): number {
+  let longest = 0;
+  for (const p of patterns) {
+    for (let k = Math.min(p.length - 1, body.length); k > longest; k--) {
+      if (body.subarray(body.length - k).equals(p.subarray(0, k))) {
+        longest = k;
+        break;
+      }
+    }
+  }
+  return longest;
 }

@@ -52,6 +52,15 @@ describe("credential echoes", () => {
     expect(bytewise.equals(redactCredentialEchoes(echoed, [TOKEN]))).toBe(true);
   });
 
+  it("holds back nothing but a possible start of a credential: a slow stream's chunks arrive as they come", async () => {
+    const chunks = [Buffer.from("first chunk, "), Buffer.from(`then gho_`), Buffer.from("16C7 is not the token")];
+    const out: Buffer[] = [];
+    for await (const c of redactCredentialEchoesInStream(split(Buffer.concat(chunks), [13, 22]), [TOKEN])) out.push(c);
+    expect(out[0].toString()).toBe("first chunk, ");
+    expect(out[1].toString()).toBe("then ");
+    expect(Buffer.concat(out).toString()).toBe(Buffer.concat(chunks).toString());
+  });
+
   it("drops a header that contains a credential", () => {
     expect(withoutCredentialEchoes([{ name: "x-echo", value: `Bearer ${TOKEN}` }, { name: "x-ok", value: "1" }], [TOKEN])).toEqual([{ name: "x-ok", value: "1" }]);
   });
