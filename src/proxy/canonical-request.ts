@@ -2,6 +2,7 @@ import { CapvaultError } from "../errors/capvault-error.js";
 import type { HttpRequest } from "../gen/capvault/v1/common.js";
 import { forwardableAgentHeaders } from "./agent-request-headers.js";
 import { type BodyFieldValue, type BodyFormat, readBodyFields } from "./body-fields.js";
+import { assertBodyReadAsSent, assertConnectionKeepsBodyHeaders } from "./body-headers.js";
 import { type CanonicalHeader, canonicalizeHeaders } from "./canonical-headers.js";
 import { canonicalizePath } from "./canonical-path.js";
 import { type CanonicalQueryParam, canonicalizeQuery } from "./canonical-query.js";
@@ -30,7 +31,7 @@ export interface CanonicalRequest {
    */
   readonly headers: readonly CanonicalHeader[];
   readonly body: Buffer;
-  /** The Content-Type header value, if any (at most one is allowed). */
+  /** The value of the Content-Type header in `headers` (the one sent), if any (at most one is allowed). */
   readonly contentType: string | undefined;
   /** How the body was read: "empty", "json" or "other". */
   readonly bodyFormat: BodyFormat;
@@ -77,11 +78,16 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
   const { path, segments } = canonicalizePath(req.path, l);
   const { params, queryString } = canonicalizeQuery(req.query ?? [], l);
   const allHeaders = canonicalizeHeaders(req.headers ?? [], l);
-  const contentType = allHeaders.find((h) => h.name === "content-type")?.value;
+  assertConnectionKeepsBodyHeaders(allHeaders);
+  // The body is read under the headers that are SENT (not the agent's full list): what is authorized is what the
+  // upstream parses. With the Connection refusal above, no filter can remove a Content-Type anyway.
+  const headers = forwardableAgentHeaders(allHeaders);
+  const contentType = headers.find((h) => h.name === "content-type")?.value;
   const body = req.body ?? Buffer.alloc(0);
   if (body.length > l.maxBodyBytes) {
     throw new CapvaultError("BODY_TOO_LARGE", undefined, { metadata: { maxBodyBytes: String(l.maxBodyBytes) } });
   }
+  assertBodyReadAsSent(headers, contentType, body);
   const { format, fields } = readBodyFields(body, contentType, l);
   return Object.freeze({
     connection: req.connection,
@@ -90,7 +96,7 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
     pathSegments: segments,
     query: params,
     queryString,
-    headers: forwardableAgentHeaders(allHeaders),
+    headers,
     body,
     contentType,
     bodyFormat: format,
