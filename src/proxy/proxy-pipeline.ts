@@ -4,7 +4,7 @@ import { assertAllowed, RevokedCapabilityError, type AuthorizeOutput } from "../
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import type { Header, HttpRequest } from "../gen/capvault/v1/common.js";
+import type { HttpRequest } from "../gen/capvault/v1/common.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from "./canonical-request.js";
@@ -78,17 +78,6 @@ export async function authorizeRequest(deps: ProxyDependencies, token: string, f
   facts.decision = await deps.authority.decide(token, accessRequestOf(facts.request!, facts.route!, url));
   assertAllowed(facts.decision);
   return facts.decision;
-}
-
-/**
- * Step: the response headers the agent gets. They were allowlisted when the response was read
- * (response-header-allowlist.ts); on top of that, a header whose value contains a credential this call sent is
- * dropped, so an upstream that echoes request headers back (into an allowlisted WWW-Authenticate, Link, Location…)
- * cannot hand the agent the token (checklist item 10). Response bodies are the provider's and go back as sent.
- */
-export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
-  const secrets = sent.filter((s) => s.length > 0);
-  return headers.filter((h) => !secrets.some((s) => h.value.includes(s)));
 }
 
 /** What one Proxy call leaves in the audit trail. */

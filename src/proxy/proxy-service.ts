@@ -14,13 +14,13 @@ import { callContext, type CallContext } from "../server/call-context.js";
 import { unary } from "../server/rpc-handlers.js";
 import { MalformedMessage } from "../server/service-definitions.js";
 import { upstreamUrlFor } from "./build-upstream-url.js";
+import { redactCredentialEchoes, redactCredentialEchoStream, withoutCredentialEchoes } from "./credential-echoes.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import {
   auditProxyCall,
   authorizeRequest,
   canonicalize,
-  withoutCredentialEchoes,
   type ProxyAuditFacts,
   type ProxyDependencies,
 } from "./proxy-pipeline.js";
@@ -58,7 +58,11 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
           refresh: () => credential.refreshed(),
         });
         facts.upstreamStatus = response.status;
-        return { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent), body: response.body };
+        return {
+          status: response.status,
+          headers: withoutCredentialEchoes(response.headers, credential.sent),
+          body: redactCredentialEchoes(response.body, credential.sent),
+        };
       } catch (err) {
         facts.error = err;
         throw err;
@@ -79,7 +83,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
 /** The credential of one call: resolved once, refreshed at most once through the cross-broker single flight. */
 class CredentialHandle {
   private resolved: ResolvedAccessToken | undefined;
-  /** Every access token this call handed to the upstream request (for withoutCredentialEchoes). */
+  /** Every access token this call handed to the upstream request (kept out of the response: credential-echoes.ts). */
   readonly sent: string[] = [];
 
   constructor(
@@ -148,7 +152,7 @@ async function proxyStream(
         )
       : undefined;
     await write(call, { head: { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent) } });
-    for await (const chunk of response.body) await write(call, { bodyChunk: chunk });
+    for await (const chunk of redactCredentialEchoStream(response.body, [...credential.sent])) await write(call, { bodyChunk: chunk });
     await refreshing;
     call.end();
   } catch (err) {
