@@ -2,10 +2,10 @@ import { CapvaultError } from "../errors/capvault-error.js";
 import type { HttpRequest } from "../gen/capvault/v1/common.js";
 import { forwardableAgentHeaders } from "./agent-request-headers.js";
 import { type BodyFieldValue, type BodyFormat, readBodyFields } from "./body-fields.js";
+import { assertBodyReadAsSent, assertConnectionKeepsBodyHeaders } from "./body-headers.js";
 import { type CanonicalHeader, canonicalizeHeaders } from "./canonical-headers.js";
 import { canonicalizePath } from "../capabilities/canonical-path.js";
 import { type CanonicalQueryParam, canonicalizeQuery } from "./canonical-query.js";
-import { isHopByHopHeader } from "./hop-by-hop-headers.js";
 import { isHttpToken } from "./http-grammar.js";
 
 /**
@@ -31,7 +31,7 @@ export interface CanonicalRequest {
    */
   readonly headers: readonly CanonicalHeader[];
   readonly body: Buffer;
-  /** The Content-Type header value, if any (at most one is allowed). */
+  /** The value of the Content-Type header in `headers` (the one sent), if any (at most one is allowed). */
   readonly contentType: string | undefined;
   /** How the body was read: "empty", "json" or "other". */
   readonly bodyFormat: BodyFormat;
@@ -78,16 +78,17 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
   const { path, segments } = canonicalizePath(req.path, l);
   const { params, queryString } = canonicalizeQuery(req.query ?? [], l);
   const allHeaders = canonicalizeHeaders(req.headers ?? [], l);
-  refuseConnectionListedEndToEndHeaders(allHeaders);
-  const contentType = allHeaders.find((h) => h.name === "content-type")?.value;
-  const contentEncoding = allHeaders.find((h) => h.name === "content-encoding")?.value.toLowerCase();
+  assertConnectionKeepsBodyHeaders(allHeaders);
+  // The body is read under the headers that are SENT (not the agent's full list): what is authorized is what the
+  // upstream parses. With the Connection refusal above, no filter can remove a Content-Type anyway.
+  const headers = forwardableAgentHeaders(allHeaders);
+  const contentType = headers.find((h) => h.name === "content-type")?.value;
   const body = req.body ?? Buffer.alloc(0);
   if (body.length > l.maxBodyBytes) {
     throw new CapvaultError("BODY_TOO_LARGE", undefined, { metadata: { maxBodyBytes: String(l.maxBodyBytes) } });
   }
-  // An encoded body is not what the broker would read: its fields are unknown, so body caveats cannot be met by it.
-  const encoded = contentEncoding !== undefined && contentEncoding !== "identity";
-  const { format, fields } = encoded ? { format: "other" as const, fields: new Map<string, never>() } : readBodyFields(body, contentType, l);
+  assertBodyReadAsSent(headers, contentType, body);
+  const { format, fields } = readBodyFields(body, contentType, l);
   return Object.freeze({
     connection: req.connection,
     method,
@@ -95,37 +96,13 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
     pathSegments: segments,
     query: params,
     queryString,
-    headers: forwardableAgentHeaders(allHeaders),
+    headers,
     body,
     contentType,
     bodyFormat: format,
     bodyFields: fields,
   });
 }
-
-/**
- * A `Connection` (or `Proxy-Connection`) header makes a proxy drop the headers it names. The agent-to-broker hop is
- * gRPC, so such a header can only be an attempt to have the broker authorize one message and send another: e.g.
- * `Connection: content-type` would have the JSON body's fields authorized and then the Content-Type stripped, leaving
- * the upstream to read the same bytes as a form. Refused (never silently ignored) when it names a header that
- * describes the body or its target, which authorization reads; other names it lists are dropped as hop-by-hop.
- */
-function refuseConnectionListedEndToEndHeaders(headers: readonly CanonicalHeader[]): void {
-  for (const h of headers) {
-    if (h.name !== "connection" && h.name !== "proxy-connection") continue;
-    for (const token of h.value.split(",")) {
-      const named = token.trim().toLowerCase();
-      if (named === "" || isHopByHopHeader(named)) continue;
-      if (BODY_HEADERS.has(named)) {
-        throw new CapvaultError("HEADER_INVALID", "a Connection header must not name an end-to-end header of the request", {
-          metadata: { header: named },
-        });
-      }
-    }
-  }
-}
-
-const BODY_HEADERS: ReadonlySet<string> = new Set(["content-type", "content-length", "content-encoding", "content-range", "host"]);
 
 /** Validate an HTTP method (RFC 9110 token) and upper-case it; TRACE, TRACK and CONNECT are refused. */
 export function canonicalizeMethod(raw: string): string {

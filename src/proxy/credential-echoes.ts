@@ -1,83 +1,155 @@
 import type { Header } from "../gen/capvault/v1/common.js";
 
 /**
- * An upstream that echoes request headers (httpbin-style debugging endpoints, error pages, a misconfigured API) would
- * hand the agent the access token the broker sent. The broker knows exactly which credentials it sent on the call,
- * so it takes them out of what the agent gets: a response header containing one is dropped, and in the body every
- * occurrence is overwritten in place with a marker of the same length (so Content-Length stays true), in buffered
- * bodies and across the chunks of a streamed one. Also caught: the JSON-escaped and the URL-encoded forms of a token.
+ * Credential echoes: an upstream that reflects the request back (httpbin-style debugging endpoints, error pages that
+ * print the request, a Location carrying the token) would hand the agent the access token the broker injected
+ * (checklist item 10). The broker knows exactly which credentials it sent on the call, so it removes them from what
+ * goes back: a response header that contains one is dropped; in a response body every occurrence is overwritten.
  *
- * The upstream is asked for an unencoded body (`accept-encoding: identity`, upstream-request-headers.ts); a body that
- * comes back compressed anyway cannot be searched and is passed on as it is (see docs/proxy.md).
+ * What is recognised (see {@link echoFormsOf}): the token as sent, its JSON string escapings (standard; with `\/` as
+ * PHP writes it; with `<`, `>`, `&` as `\u003c`-style escapes as Go writes them; with `+`, `'`, `` ` `` also escaped
+ * as .NET writes them), and its percent-encoding. Not recognised: a body the broker cannot read as sent (a
+ * Content-Encoding such as gzip: nothing is decompressed), and re-encodings such as base64 or hex of the token.
  */
 
-/** The forms in which an echoed credential can appear in a body. */
-function forms(sent: readonly string[]): Buffer[] {
-  const out = new Map<string, Buffer>();
-  for (const secret of sent) {
-    if (secret.length === 0) continue;
-    for (const form of [secret, JSON.stringify(secret).slice(1, -1).replace(/\//g, "\\/"), encodeURIComponent(secret)]) {
-      out.set(form, Buffer.from(form, "utf8"));
-    }
-  }
-  return [...out.values()];
-}
+/**
+ * What a credential in a body becomes. The replacement has the same length as what it replaces (the marker, then
+ * `*` up to that length, or the marker's first bytes for a shorter one), so Content-Length, Content-Range and the
+ * response-size cap keep their meaning, and a streamed response needs no change to the head already sent. The length
+ * of a token is not a secret worth a broken framing. The marker contains no `"`, `\` or `%`, so it stays inert in
+ * JSON strings and URLs.
+ */
+export const REDACTION_MARKER = "[capvault:redacted]";
 
-function marker(length: number): Buffer {
-  return Buffer.from(("[redacted by capvault]" + "*".repeat(Math.max(0, length))).slice(0, length), "utf8");
-}
-
-/** Overwrite every occurrence of each pattern in `body` (in place), returning the same buffer. */
-function overwrite(body: Buffer, patterns: readonly Buffer[]): Buffer {
-  for (const p of patterns) {
-    for (let at = body.indexOf(p); at !== -1; at = body.indexOf(p, at + p.length)) marker(p.length).copy(body, at);
-  }
-  return body;
-}
-
-/** Response headers without any header whose value contains a credential this call sent. */
-export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
-  const secrets = sent.filter((s) => s.length > 0);
-  return headers.filter((h) => !secrets.some((s) => h.value.includes(s)));
-}
-
-/** A buffered response body with every credential this call sent overwritten. */
-export function redactCredentialEchoes(body: Buffer, sent: readonly string[]): Buffer {
-  const patterns = forms(sent);
-  if (!patterns.length || !patterns.some((p) => body.includes(p))) return body;
-  return overwrite(Buffer.from(body), patterns);
+/** The strings an upstream echoing `secret` would most likely write: raw, JSON-escaped in common styles, percent-encoded. */
+export function echoFormsOf(secret: string): string[] {
+  if (secret.length === 0) return [];
+  const json = JSON.stringify(secret).slice(1, -1);
+  const go = json.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+  const dotnet = json.replace(/[<>&'+`]/g, (c) => `\\u00${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return [...new Set([secret, json, json.replaceAll("/", "\\/"), go, dotnet, encodeURIComponent(secret)])];
 }
 
 /**
- * A streamed response body with every credential overwritten, including one split across chunks: the end of a chunk
- * that could be the start of a credential is held back until the next chunk shows whether it is one. Nothing else is
- * held: a chunk that ends in no such prefix goes out whole, at once.
+ * The response headers without any header whose value contains a credential sent on this call, in any form of
+ * {@link echoFormsOf} (a header cannot be partly trusted, so it is dropped rather than rewritten).
  */
-export async function* redactCredentialEchoesInStream(chunks: AsyncIterable<Uint8Array>, sent: readonly string[]): AsyncGenerator<Buffer> {
-  const patterns = forms(sent);
-  let pending: Buffer = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    pending = overwrite(Buffer.concat([pending, chunk]), patterns);
-    const hold = partialMatchAtEnd(pending, patterns);
-    if (pending.length > hold) {
-      const ready = Buffer.from(pending.subarray(0, pending.length - hold));
-      pending = Buffer.from(pending.subarray(pending.length - hold));
-      yield ready;
-    }
-  }
-  if (pending.length) yield overwrite(pending, patterns);
+export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
+  const forms = sent.flatMap(echoFormsOf);
+  return headers.filter((h) => !forms.some((f) => h.value.includes(f)));
 }
 
-/** The length of the longest end of `body` that is the beginning of one of the patterns (0 if none). */
-function partialMatchAtEnd(body: Buffer, patterns: readonly Buffer[]): number {
-  let longest = 0;
-  for (const p of patterns) {
-    for (let k = Math.min(p.length - 1, body.length); k > longest; k--) {
-      if (body.subarray(body.length - k).equals(p.subarray(0, k))) {
-        longest = k;
-        break;
+/** A whole response body with every credential echo overwritten (see {@link REDACTION_MARKER}). */
+export function redactCredentialEchoes(body: Buffer, sent: readonly string[]): Buffer {
+  return new CredentialEchoRedactor(sent).end(body);
+}
+
+/**
+ * A streamed response body with every credential echo overwritten, also across chunk boundaries: the output, joined,
+ * is exactly {@link redactCredentialEchoes} of the input, joined. Between chunks at most (longest echo form − 1)
+ * bytes are held back, and only bytes that could still begin an echo (so a stream of events is not delayed when its
+ * chunks end in anything else). Breaking out of the result stops `chunks` too.
+ */
+export async function* redactCredentialEchoStream(chunks: AsyncIterable<Uint8Array>, sent: readonly string[]): AsyncGenerator<Buffer> {
+  const redactor = new CredentialEchoRedactor(sent);
+  for await (const chunk of chunks) {
+    const out = redactor.push(chunk);
+    if (out.length > 0) yield out;
+  }
+  const rest = redactor.end();
+  if (rest.length > 0) yield rest;
+}
+
+/**
+ * The incremental redactor behind both functions. State between chunks: the bytes not yet emitted (`pending`), how
+ * many of them are already known to be inside an echo that started in emitted bytes (`carry`), and how far into the
+ * replacement text the last emitted byte was (`runOffset`, so a replacement split over two chunks reads as one).
+ */
+export class CredentialEchoRedactor {
+  private readonly forms: Buffer[];
+  private pending: Buffer = Buffer.alloc(0);
+  private carry = 0;
+  private runOffset = 0;
+
+  constructor(sent: readonly string[]) {
+    this.forms = [...new Set(sent.flatMap(echoFormsOf))].map((f) => Buffer.from(f, "utf8"));
+  }
+
+  /** Take the next chunk; returns the bytes that can no longer be part of an echo, redacted. */
+  push(chunk: Uint8Array): Buffer {
+    return this.process(this.withPending(chunk), false);
+  }
+
+  /** End of the body (with an optional last chunk): returns everything still held, redacted. */
+  end(last: Uint8Array = new Uint8Array(0)): Buffer {
+    return this.process(this.withPending(last), true);
+  }
+
+  private withPending(chunk: Uint8Array): Buffer {
+    const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    return this.pending.length === 0 ? b : Buffer.concat([this.pending, b]);
+  }
+
+  private process(buf: Buffer, final: boolean): Buffer {
+    if (this.forms.length === 0) return buf;
+    const cut = final ? buf.length : buf.length - this.possibleEchoStart(buf);
+    // Every echo starting before `cut` ends inside `buf` (else `cut` would be earlier); echoes starting at or after
+    // `cut` are found again next time, from `pending`.
+    const runs: Array<[number, number]> = [];
+    let carry = Math.max(0, this.carry - cut);
+    if (this.carry > 0) runs.push([0, Math.min(this.carry, cut)]);
+    for (const form of this.forms) {
+      for (let i = buf.indexOf(form); i !== -1 && i < cut; i = buf.indexOf(form, i + 1)) {
+        runs.push([i, Math.min(i + form.length, cut)]);
+        carry = Math.max(carry, i + form.length - cut);
       }
     }
+    let out: Buffer;
+    if (runs.length === 0) {
+      out = buf.subarray(0, cut);
+      if (cut > 0) this.runOffset = 0;
+    } else {
+      out = Buffer.from(buf.subarray(0, cut));
+      runs.sort((a, b) => a[0] - b[0]);
+      let runStart = -1;
+      let runEnd = -1;
+      let offset = 0;
+      for (const [s, e] of runs) {
+        if (e <= s) continue;
+        if (s > runEnd) {
+          runStart = s;
+          offset = s === 0 ? this.runOffset : 0;
+        } else if (e <= runEnd) continue;
+        const from = Math.max(s, runEnd, runStart);
+        fill(out, from, e, offset + (from - runStart));
+        runEnd = e;
+      }
+      if (cut > 0) this.runOffset = runEnd === cut ? offset + (cut - runStart) : 0;
+    }
+    this.pending = final ? Buffer.alloc(0) : Buffer.from(buf.subarray(cut));
+    this.carry = final ? 0 : carry;
+    return out;
   }
-  return longest;
+
+  /** How many bytes at the end of `buf` could be the beginning of an echo (a proper prefix of some form). */
+  private possibleEchoStart(buf: Buffer): number {
+    let longest = 0;
+    for (const form of this.forms) {
+      for (let j = Math.max(0, buf.length - form.length + 1); j < buf.length - longest; j++) {
+        if (buf[j] === form[0] && buf.subarray(j).equals(form.subarray(0, buf.length - j))) {
+          longest = buf.length - j;
+          break;
+        }
+      }
+    }
+    return longest;
+  }
+}
+
+const FILLER = 0x2a; // "*"
+const MARKER = Buffer.from(REDACTION_MARKER, "ascii");
+
+/** Overwrite out[from, to) with the replacement text from position `offset` on. */
+function fill(out: Buffer, from: number, to: number, offset: number): void {
+  for (let i = from; i < to; i++, offset++) out[i] = offset < MARKER.length ? MARKER[offset] : FILLER;
 }

@@ -16,7 +16,7 @@ import { MalformedMessage } from "../server/service-definitions.js";
 import { forwardWithRefresh } from "./forward-with-refresh.js";
 import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import { admit } from "./admission.js";
-import { redactCredentialEchoes, redactCredentialEchoesInStream, withoutCredentialEchoes } from "./credential-echoes.js";
+import { redactCredentialEchoes, redactCredentialEchoStream, withoutCredentialEchoes } from "./credential-echoes.js";
 import { proxyAuditEntry, type ProxyDependencies } from "./proxy-pipeline.js";
 import type { ConnectionRoute } from "./connection-directory.js";
 import { callUpstreamStreaming } from "./upstream-call.js";
@@ -84,7 +84,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
 /** The credential of one call: resolved once, refreshed at most once through the cross-broker single flight. */
 class CredentialHandle {
   private resolved: ResolvedAccessToken | undefined;
-  /** Every access token this call handed to the upstream request (for withoutCredentialEchoes). */
+  /** Every access token this call handed to the upstream request (kept out of the response: credential-echoes.ts). */
   readonly sent: string[] = [];
 
   constructor(
@@ -158,7 +158,7 @@ async function proxyStream(
         )
       : undefined;
     await write(call, { head: { status: response.status, headers: withoutCredentialEchoes(response.headers, credential.sent) } });
-    for await (const chunk of redactCredentialEchoesInStream(response.body, credential.sent)) await write(call, { bodyChunk: chunk });
+    for await (const chunk of redactCredentialEchoStream(response.body, [...credential.sent])) await write(call, { bodyChunk: chunk });
     await refreshing;
   } catch (err) {
     failure = err;

@@ -1,6 +1,7 @@
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { CanonicalHeader } from "./canonical-headers.js";
 import { DROPPED_AGENT_HEADERS, forwardableAgentHeaders } from "./agent-request-headers.js";
+import { BODY_HEADERS } from "./body-headers.js";
 import { isHopByHopHeader } from "./hop-by-hop-headers.js";
 import { isFieldValue, isHttpToken } from "./http-grammar.js";
 import type { UpstreamTarget } from "./upstream-target.js";
@@ -9,8 +10,9 @@ import type { UpstreamTarget } from "./upstream-target.js";
  * The header list of the upstream request, as undici's flat `[name, value, name, value, …]` array:
  * 1. the canonical agent headers, filtered again (hop-by-hop, Authorization, Cookie, Host, …: see
  *    agent-request-headers.ts) and without any header named like the target's credential header;
- * 2. the target's default headers whose names the agent did not send (never a credential, hop-by-hop or framing
- *    header, even from a target that skipped assertUpstreamTarget);
+ * 2. the target's default headers whose names the agent did not send (never a credential, hop-by-hop, framing or
+ *    body header such as Content-Type, even from a target that skipped assertUpstreamTarget: the body was authorized
+ *    under the agent's headers alone, see body-headers.ts);
  * 3. `accept-encoding: identity` (see credential-echoes.ts);
  * 4. EXACTLY ONE credential header, set by the broker (checklist item 20).
  *
@@ -33,7 +35,7 @@ export function buildUpstreamRequestHeaders(
   for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
     const n = name.toLowerCase();
     // assertUpstreamTarget refuses such defaults at catalog load; skipping them here too keeps one credential.
-    if (n === credentialName || sent.has(n) || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n)) continue;
+    if (n === credentialName || sent.has(n) || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n) || BODY_HEADERS.has(n)) continue;
     if (!isHttpToken(n) || !isFieldValue(value)) continue;
     out.push(n, value);
   }

@@ -1,5 +1,6 @@
 import { CapvaultError } from "../errors/capvault-error.js";
 import { DROPPED_AGENT_HEADERS } from "./agent-request-headers.js";
+import { BODY_HEADERS } from "./body-headers.js";
 import { isFieldValue, isHttpToken } from "./http-grammar.js";
 import { isHopByHopHeader } from "./hop-by-hop-headers.js";
 
@@ -56,7 +57,12 @@ export function assertUpstreamTarget(target: UpstreamTarget): void {
     throw configInvalid("baseUrl's host is not in allowedHosts");
   }
   const credName = target.credentialHeader.name.toLowerCase();
-  if (!isHttpToken(credName) || isHopByHopHeader(credName) || (DROPPED_AGENT_HEADERS.has(credName) && credName !== "authorization")) {
+  if (
+    !isHttpToken(credName) ||
+    isHopByHopHeader(credName) ||
+    BODY_HEADERS.has(credName) ||
+    (DROPPED_AGENT_HEADERS.has(credName) && credName !== "authorization")
+  ) {
     throw configInvalid("credentialHeader.name is not a usable header name");
   }
   if (target.credentialHeader.scheme !== undefined && !isHttpToken(target.credentialHeader.scheme)) {
@@ -68,6 +74,8 @@ export function assertUpstreamTarget(target: UpstreamTarget): void {
     if (n === credName || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n)) {
       throw configInvalid("defaultHeaders may not hold a credential, hop-by-hop or framing header");
     }
+    // The body is authorized under the agent's own Content-Type (or none): a default would change how it is read.
+    if (BODY_HEADERS.has(n)) throw configInvalid("a default header may not say how the body is read (Content-Type, Content-Encoding)");
   }
   for (const name of target.extraResponseHeaders ?? []) {
     const n = name.toLowerCase();

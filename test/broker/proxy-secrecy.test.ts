@@ -113,7 +113,8 @@ beforeAll(async () => {
       "gh-private": () => ({ allowPrivateAddresses: undefined }),
     },
   });
-  // A GitHub-shaped API. /echo-headers echoes the request's Authorization into response headers, allowlisted or not.
+  // A GitHub-shaped API. /echo-headers echoes the request's Authorization into response headers, allowlisted or not,
+  // and into its body.
   t.upstream.handler = (req, res, body) => {
     const auth = String(req.headers.authorization ?? "");
     const url = new URL(req.url ?? "/", "https://localhost");
@@ -149,7 +150,8 @@ beforeAll(async () => {
           location: `https://localhost/callback#access_token=${auth.slice(7)}`,
           "x-request-id": `req ${auth}`,
         });
-        res.end("{}");
+        // And into the body, httpbin-style (raw, JSON-escaped, in a URL): the broker overwrites every echo.
+        res.end(JSON.stringify({ headers: { Authorization: auth }, url: `https://localhost/echo-headers?access_token=${encodeURIComponent(auth.slice(7))}` }));
         return;
       case "/server-error":
         res.writeHead(500, github);

@@ -1,67 +1,147 @@
 import { describe, expect, it } from "vitest";
-import { redactCredentialEchoes, redactCredentialEchoesInStream, withoutCredentialEchoes } from "../../src/proxy/credential-echoes.js";
+import {
+  CredentialEchoRedactor,
+  echoFormsOf,
+  redactCredentialEchoes,
+  redactCredentialEchoStream,
+  REDACTION_MARKER,
+  withoutCredentialEchoes,
+} from "../../src/proxy/credential-echoes.js";
 
-const TOKEN = "gho_16C7e42F292c6912E7710c838347Ae178B4a/x+y";
+const TOKEN = "gho_16C7e42F292c6912E7710c838347Ae178B4a"; // GitHub-shaped
+const SLASHY = "ya29.a0Af+b/Cd0123456789xyz=="; // base64 alphabet: differs once JSON- or percent-encoded
+const MARKED = (n: number) => (REDACTION_MARKER + "*".repeat(Math.max(0, n - REDACTION_MARKER.length))).slice(0, n);
 
-async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+async function collect(chunks: Buffer[], sent: string[]): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for await (const c of chunks) out.push(c);
-  return Buffer.concat(out);
+  for await (const c of redactCredentialEchoStream(
+    (async function* () {
+      yield* chunks;
+    })(),
+    sent,
+  ))
+    out.push(c);
+  return out;
 }
 
-async function* split(body: Buffer, at: number[]): AsyncGenerator<Buffer> {
-  let from = 0;
-  for (const cut of at) {
-    yield body.subarray(from, cut);
-    from = cut;
-  }
-  yield body.subarray(from);
-}
-
-describe("credential echoes", () => {
-  const echoed = Buffer.from(`{"headers":{"Authorization":"Bearer ${TOKEN}"},"again":"${TOKEN}"}`);
-
-  it("overwrites every occurrence in a buffered body, keeping its length", () => {
-    const out = redactCredentialEchoes(echoed, [TOKEN]);
-    expect(out.length).toBe(echoed.length);
-    expect(out.includes(TOKEN)).toBe(false);
-    expect(out.toString()).toContain("[redacted by capvault]");
-    expect(echoed.includes(TOKEN)).toBe(true); // the input is not modified
+describe("echoFormsOf", () => {
+  it("is the token alone when no encoding changes it", () => {
+    expect(echoFormsOf(TOKEN)).toEqual([TOKEN]);
+    expect(echoFormsOf("")).toEqual([]);
   });
-
-  it("catches the JSON-escaped and URL-encoded forms", () => {
-    const escaped = Buffer.from(JSON.stringify({ a: TOKEN }).replace(/\//g, "\\/") + " q=" + encodeURIComponent(TOKEN));
-    const out = redactCredentialEchoes(escaped, [TOKEN]).toString();
-    expect(out).not.toContain(TOKEN.replace(/\//g, "\\/"));
-    expect(out).not.toContain(encodeURIComponent(TOKEN));
+  it("adds the JSON escapings (standard, PHP \\/, Go \\u003c, .NET \\u002B) and the percent-encoding that differ", () => {
+    expect(echoFormsOf(SLASHY).sort()).toEqual(
+      ["ya29.a0Af+b/Cd0123456789xyz==", "ya29.a0Af+b\\/Cd0123456789xyz==", "ya29.a0Af\\u002Bb/Cd0123456789xyz==", "ya29.a0Af%2Bb%2FCd0123456789xyz%3D%3D"].sort(),
+    );
+    expect(echoFormsOf('a"b\\c<&')).toContain('a\\"b\\\\c\\u003c\\u0026');
   });
+});
 
-  it("leaves a body without the credential untouched (same buffer)", () => {
-    const clean = Buffer.from('{"ok":true}');
-    expect(redactCredentialEchoes(clean, [TOKEN])).toBe(clean);
+describe("redactCredentialEchoes (a whole body)", () => {
+  it("overwrites every echo, keeping the length, and nothing else", () => {
+    const body = Buffer.from(`{"headers":{"Authorization":"Bearer ${TOKEN}"},"again":"${TOKEN}${TOKEN}","x":1}`);
+    const out = redactCredentialEchoes(body, [TOKEN]);
+    expect(out.length).toBe(body.length);
+    expect(out.toString()).toBe(`{"headers":{"Authorization":"Bearer ${MARKED(TOKEN.length)}"},"again":"${MARKED(2 * TOKEN.length)}","x":1}`);
+    expect(out.toString()).not.toContain(TOKEN);
   });
-
-  it("finds a credential split across chunks, at every offset", async () => {
-    for (let cut = 1; cut < echoed.length; cut++) {
-      const out = await collect(redactCredentialEchoesInStream(split(echoed, [cut]), [TOKEN]));
-      expect(out.length, `cut at ${cut}`).toBe(echoed.length);
-      expect(out.includes(TOKEN), `cut at ${cut}`).toBe(false);
+  it("catches the JSON-escaped and percent-encoded forms", () => {
+    for (const form of echoFormsOf(SLASHY)) {
+      const out = redactCredentialEchoes(Buffer.from(`echo: ${JSON.stringify({ a: form })} ${form}.`), [SLASHY]).toString();
+      expect(out, form).not.toContain(form);
+      expect(out).toContain(REDACTION_MARKER);
     }
-    const bytewise = await collect(redactCredentialEchoesInStream(split(echoed, Array.from({ length: echoed.length - 1 }, (_, i) => i + 1)), [TOKEN]));
-    expect(bytewise.includes(TOKEN)).toBe(false);
-    expect(bytewise.equals(redactCredentialEchoes(echoed, [TOKEN]))).toBe(true);
+  });
+  it("redacts every credential sent (the first token and the refreshed one), overlapping echoes included", () => {
+    const a = "tok_AAAA1111BBBB2222";
+    const b = "2222CCCC3333DDDD";
+    const out = redactCredentialEchoes(Buffer.from(`x tok_AAAA1111BBBB2222CCCC3333DDDD y ${b}`), [a, b]).toString();
+    expect(out).toBe(`x ${MARKED(a.length + b.length - 4)} y ${MARKED(b.length)}`);
+  });
+  it("a credential shorter than the marker becomes the marker's first bytes", () => {
+    expect(redactCredentialEchoes(Buffer.from("<short-secret>"), ["short-secret"]).toString()).toBe(`<${REDACTION_MARKER.slice(0, 12)}>`);
+  });
+  it("returns the body untouched when nothing was sent or nothing is echoed", () => {
+    const body = Buffer.from("plain");
+    expect(redactCredentialEchoes(body, [])).toEqual(body);
+    expect(redactCredentialEchoes(body, [TOKEN]).toString()).toBe("plain");
+  });
+});
+
+describe("redactCredentialEchoStream: across chunk boundaries", () => {
+  const body = Buffer.from(`{"auth":"Bearer ${TOKEN}","esc":"${JSON.stringify(SLASHY).slice(1, -1).replace("/", "\\/")}","tail":"${SLASHY}"}`);
+  const whole = redactCredentialEchoes(body, [TOKEN, SLASHY]);
+
+  it("a body split in two at every offset comes out exactly as the whole body would", async () => {
+    expect(whole.toString()).not.toContain(TOKEN);
+    for (let i = 0; i <= body.length; i++) {
+      const out = Buffer.concat(await collect([body.subarray(0, i), body.subarray(i)], [TOKEN, SLASHY]));
+      expect(out.toString(), `split at ${i}`).toBe(whole.toString());
+    }
   });
 
-  it("holds back nothing but a possible start of a credential: a slow stream's chunks arrive as they come", async () => {
-    const chunks = [Buffer.from("first chunk, "), Buffer.from(`then gho_`), Buffer.from("16C7 is not the token")];
-    const out: Buffer[] = [];
-    for await (const c of redactCredentialEchoesInStream(split(Buffer.concat(chunks), [13, 22]), [TOKEN])) out.push(c);
-    expect(out[0].toString()).toBe("first chunk, ");
-    expect(out[1].toString()).toBe("then ");
-    expect(Buffer.concat(out).toString()).toBe(Buffer.concat(chunks).toString());
+  it("a body split in three at every pair of offsets, and byte by byte", async () => {
+    for (let i = 0; i <= body.length; i += 3) {
+      for (let j = i; j <= body.length; j += 2) {
+        const out = Buffer.concat(await collect([body.subarray(0, i), body.subarray(i, j), body.subarray(j)], [TOKEN, SLASHY]));
+        expect(out.toString(), `split at ${i}, ${j}`).toBe(whole.toString());
+      }
+    }
+    const bytes = [...body].map((b) => Buffer.from([b]));
+    expect(Buffer.concat(await collect(bytes, [TOKEN, SLASHY])).toString()).toBe(whole.toString());
   });
 
-  it("drops a header that contains a credential", () => {
-    expect(withoutCredentialEchoes([{ name: "x-echo", value: `Bearer ${TOKEN}` }, { name: "x-ok", value: "1" }], [TOKEN])).toEqual([{ name: "x-ok", value: "1" }]);
+  it("a token whose end is also its beginning: an echo found before the held-back tail still covers that tail", async () => {
+    const self = "gho_overlap_gho";
+    const whole = redactCredentialEchoes(Buffer.from(`see ${self} end`), [self]).toString();
+    expect(whole).toBe(`see ${MARKED(self.length)} end`);
+    expect(Buffer.concat(await collect([Buffer.from(`see ${self}`), Buffer.from(" end")], [self])).toString()).toBe(whole);
+    expect(Buffer.concat(await collect([Buffer.from(`see ${self}`), Buffer.from("_overlap_gho end")], [self])).toString()).toBe(
+      `see ${MARKED(self.length + 12)} end`,
+    );
+  });
+
+  it("holds back at most (longest echo − 1) bytes, and only bytes that could begin an echo", () => {
+    const r = new CredentialEchoRedactor([TOKEN]);
+    let inBytes = 0;
+    let outBytes = 0;
+    for (const b of body) {
+      outBytes += r.push(Buffer.from([b])).length;
+      inBytes++;
+      expect(inBytes - outBytes).toBeLessThanOrEqual(TOKEN.length - 1);
+    }
+    // A chunk that ends in nothing an echo could begin with is passed on whole (events are not delayed).
+    expect(new CredentialEchoRedactor([TOKEN]).push(Buffer.from("data: {}\n\n")).toString()).toBe("data: {}\n\n");
+    expect(new CredentialEchoRedactor([TOKEN]).push(Buffer.from("data: gho_16")).toString()).toBe("data: ");
+  });
+
+  it("random bodies, random chunkings: the same as the whole body, no echo left", async () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const SELF = "gho_overlap_gho";
+    const pieces = [TOKEN, TOKEN.slice(0, 10), SLASHY, echoFormsOf(SLASHY)[1], SELF, "_overlap", "gho_", "x", "\n", "ya29.", '"'];
+    for (let round = 0; round < 200; round++) {
+      const b = Buffer.from(Array.from({ length: 1 + rand(12) }, () => pieces[rand(pieces.length)]).join(""));
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < b.length; ) {
+        const n = 1 + rand(20);
+        chunks.push(b.subarray(at, at + n));
+        at += n;
+      }
+      const out = Buffer.concat(await collect(chunks, [TOKEN, SLASHY, SELF])).toString();
+      expect(out).toBe(redactCredentialEchoes(b, [TOKEN, SLASHY, SELF]).toString());
+      for (const f of [TOKEN, SLASHY, SELF].flatMap(echoFormsOf)) expect(out).not.toContain(f);
+    }
+  });
+});
+
+describe("withoutCredentialEchoes (headers)", () => {
+  it("drops a header that carries a credential in any echo form, keeps the rest", () => {
+    const headers = [
+      { name: "www-authenticate", value: `Bearer error="invalid_token", token="${TOKEN}"` },
+      { name: "location", value: `https://api.test/cb?t=${encodeURIComponent(SLASHY)}` },
+      { name: "content-type", value: "application/json" },
+    ];
+    expect(withoutCredentialEchoes(headers, [TOKEN, SLASHY])).toEqual([{ name: "content-type", value: "application/json" }]);
   });
 });

@@ -60,6 +60,10 @@ describe("buildUpstreamRequestHeaders", () => {
       ["authorization", "Bearer t"],
     ]);
   });
+  it("never lets a default header say how the body is read: the body was authorized under the agent's headers alone", () => {
+    const sloppy: UpstreamTarget = { ...bearer, defaultHeaders: { "Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "br" } };
+    expect(pairs(buildUpstreamRequestHeaders(sloppy, [], "t"))).toEqual([["accept-encoding", "identity"], ["authorization", "Bearer t"]]);
+  });
   it("refuses a credential that is not a header value, without echoing it", () => {
     for (const bad of ["a\r\nx-injected: 1", "", " padded"]) {
       try {

@@ -42,6 +42,9 @@ describe("assertUpstreamTarget", () => {
     ["default header duplicates the credential", { defaultHeaders: { Authorization: "Bearer static" } }],
     ["default hop-by-hop header", { defaultHeaders: { "transfer-encoding": "chunked" } }],
     ["default header with CRLF", { defaultHeaders: { "x-a": "1\r\nx-b: 2" } }],
+    ["default content-type (the body is authorized under the agent's own)", { defaultHeaders: { "Content-Type": "application/json" } }],
+    ["default content-encoding", { defaultHeaders: { "content-encoding": "gzip" } }],
+    ["credential header is content-type", { credentialHeader: { name: "content-type" } }],
     ["set-cookie in extra response headers", { extraResponseHeaders: ["Set-Cookie"] }],
   ])("refuses %s", (_name, t) => {
     invalid(t);
