@@ -1,14 +1,14 @@
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { AuditLog } from "../audit/audit-log.js";
-import { createAdminService } from "../admin/admin-service.js";
+import { createAdminService } from "../rpc/admin-service.js";
 import { CapabilityAuthority } from "../capabilities/capability-authority.js";
-import { createCapabilityService } from "../capabilities/capability-service.js";
+import { createCapabilityService } from "../rpc/capability-service.js";
 import { Capabilities } from "../capabilities/capabilities.js";
 import { RevocationPoller } from "../capabilities/revocation-poller.js";
 import { RootKeyRing } from "../capabilities/root-key-ring.js";
 import type { Config } from "../config/schema.js";
-import { createConnectionService } from "../connections/connection-service.js";
+import { createConnectionService } from "../rpc/connection-service.js";
 import type { Logger } from "../log/logger.js";
 import { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { startCallbackServer } from "../oauth/callback-server.js";

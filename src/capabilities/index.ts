@@ -29,7 +29,6 @@ export {
   type PolicyStatement,
 } from "./policies.js";
 export { runPolicyTests, type PolicyTestCase, type PolicyTestResult, type PolicyTestReport } from "./policy-tests.js";
-export { policyTestCommand } from "./policy-test-command.js";
 export { canonicalPath, isCanonicalPath, assertCanonicalPath, normalisePathPrefix } from "./canonical-path.js";
 export {
   GRANT_OPERATIONS,

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePolicyFile, policySetFromSources, splitStatements } from "../../src/capabilities/policies.js";
-import { policyTestCommand } from "../../src/capabilities/policy-test-command.js";
+import { policyTestCommand } from "../../src/cli/commands/policy-test.js";
 import { runPolicyTests } from "../../src/capabilities/policy-tests.js";
 import { expectReason, expectThrowsReason, githubRequest, harness } from "./fixtures.js";
 

@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, parseFlags } from "../../config/load-config.js";
 import { openMongoStore } from "../../store/mongodb/mongodb-store.js";
 import { keyringConfigOf } from "../../vault/keyring-config.js";
-import { KEYS_HELP, keysCommand as runKeys } from "../../vault/keys-command.js";
+import { KEYS_HELP, keysCommand as runKeys } from "./keys-subcommands.js";
 import { EXIT, type CliCommand } from "../cli-command.js";
 
 export const keysCommand: CliCommand = {

@@ -1,4 +1,4 @@
-import { policyTestCommand } from "../../capabilities/policy-test-command.js";
+import { policyTestCommand } from "./policy-test.js";
 import { EXIT, type CliCommand } from "../cli-command.js";
 
 const POLICY_HELP = `Usage: capvault policy test DIR [--json]

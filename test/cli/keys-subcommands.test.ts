@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/store.js";
-import { keysCommand, KEYS_EXIT, type KeysCommandDeps } from "../../src/vault/keys-command.js";
+import { keysCommand, KEYS_EXIT, type KeysCommandDeps } from "../../src/cli/commands/keys-subcommands.js";
 import { openLocalKeyring } from "../../src/vault/local-keyring.js";
 import { openVault } from "../../src/vault/open-vault.js";
-import { BACKENDS, type OpenedBackend } from "./backends.js";
+import { BACKENDS, type OpenedBackend } from "../vault/backends.js";
 
 describe("capvault keys (on FerretDB)", () => {
   let backend: OpenedBackend;

@@ -1,6 +1,6 @@
 import { credentials, Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createConnectionService } from "../../src/connections/connection-service.js";
+import { createConnectionService } from "../../src/rpc/connection-service.js";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { readErrorDetails } from "../../src/errors/grpc-status.js";
 import {

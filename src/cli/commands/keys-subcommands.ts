@@ -1,7 +1,7 @@
-import { CapvaultError } from "../errors/capvault-error.js";
-import type { DataKeyRepository } from "../store/data-key-repository.js";
-import { keyStatus, retireKek, rewrapDataKeys, rotateKeyring } from "./key-admin.js";
-import { describeKeyringConfig, openLocalKeyring, type KeyringConfig } from "./local-keyring.js";
+import { CapvaultError } from "../../errors/capvault-error.js";
+import type { DataKeyRepository } from "../../store/data-key-repository.js";
+import { keyStatus, retireKek, rewrapDataKeys, rotateKeyring } from "../../vault/key-admin.js";
+import { describeKeyringConfig, openLocalKeyring, type KeyringConfig } from "../../vault/local-keyring.js";
 
 /** What `capvault keys` needs from the CLI around it. */
 export interface KeysCommandDeps {

@@ -1,5 +1,5 @@
-import { CapvaultError } from "../errors/capvault-error.js";
-import { runPolicyTests } from "./policy-tests.js";
+import { CapvaultError } from "../../errors/capvault-error.js";
+import { runPolicyTests } from "../../capabilities/policy-tests.js";
 
 /** Where the command writes. */
 export interface CommandOutput {

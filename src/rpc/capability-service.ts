@@ -22,11 +22,11 @@ import { admit } from "../proxy/admission.js";
 import { proxyAuditEntry, type ProxyDependencies } from "../proxy/proxy-pipeline.js";
 import type { Store } from "../store/store.js";
 import { unary } from "../server/rpc-handlers.js";
-import { bearerCapability, type CapabilityAuthority } from "./capability-authority.js";
-import { printTerm } from "./datalog-printer.js";
-import { boundedTtlSeconds, mintBoundsOf } from "./mint-bounds.js";
-import type { Predicate, TermValue } from "./token-format.js";
-import type { Restriction } from "./vocabulary.js";
+import { bearerCapability, type CapabilityAuthority } from "../capabilities/capability-authority.js";
+import { printTerm } from "../capabilities/datalog-printer.js";
+import { boundedTtlSeconds, mintBoundsOf } from "../capabilities/mint-bounds.js";
+import type { Predicate, TermValue } from "../capabilities/token-format.js";
+import type { Restriction } from "../capabilities/vocabulary.js";
 
 export interface CapabilityServiceDependencies {
   authority: CapabilityAuthority;
