@@ -208,7 +208,7 @@ export class Refresher {
         this.ctx.logger.warn({ connection: current.connection, provider: current.provider, generation: current.generation }, "a refresh was lost in flight");
         return this.markNeedsReauth(current, next, "REFRESH_LOST_IN_FLIGHT");
       }
-      // The provider answered with an OAuth error (not 5xx): it did not use the refresh token.
+      // The provider answered with an OAuth error (not 5xx), or was never reached: it did not use the refresh token.
       if (ownMarker && ((err instanceof oauth.ResponseBodyError && err.status < 500) || neverSent(err))) {
         await store.leases.release(sentKey, this.ctx.holderId).catch(() => false);
       }
