@@ -51,16 +51,20 @@ export async function insertGeneration(
   tokens: TokenSet,
   carriedRefreshToken?: SealedSecret,
 ): Promise<boolean> {
+  // Both at once: after a refresh, this is the window in which a rotated refresh token exists only in memory.
+  const [accessToken, refreshToken] = await Promise.all([
+    ctx.vault.seal(tokens.accessToken, ctxOf(owner, "access_token")),
+    tokens.refreshToken ? ctx.vault.seal(tokens.refreshToken, ctxOf(owner, "refresh_token")) : carriedRefreshToken,
+  ]);
   const record: CredentialRecord = {
     ...owner,
     generation,
     kind: "tokens",
-    accessToken: await ctx.vault.seal(tokens.accessToken, ctxOf(owner, "access_token")),
+    accessToken,
     scopes: tokens.scopes,
     createdAt: new Date(ctx.now()),
   };
-  if (tokens.refreshToken) record.refreshToken = await ctx.vault.seal(tokens.refreshToken, ctxOf(owner, "refresh_token"));
-  else if (carriedRefreshToken) record.refreshToken = carriedRefreshToken;
+  if (refreshToken) record.refreshToken = refreshToken;
   if (tokens.expiresAt) record.expiresAt = tokens.expiresAt;
   return ctx.store.credentials.insert(record);
 }

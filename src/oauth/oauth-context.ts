@@ -22,6 +22,11 @@ export interface OAuthTimings {
   leaseTakeoverGraceMs: number;
   /** Timeout of revocation and account-lookup requests. Default 5 s. */
   providerRequestTimeoutMs: number;
+  /**
+   * How long the evidence of a refresh whose answer may have been lost (a "refresh sent" marker without a stored
+   * result) and the "lost in flight" mark of a dead connection are kept. Default 30 days.
+   */
+  lostRefreshEvidenceMs: number;
 }
 
 export const DEFAULT_TIMINGS: OAuthTimings = {
@@ -33,6 +38,7 @@ export const DEFAULT_TIMINGS: OAuthTimings = {
   refreshFailureBackoffMs: 5_000,
   leaseTakeoverGraceMs: 1_000,
   providerRequestTimeoutMs: 5_000,
+  lostRefreshEvidenceMs: 30 * 24 * 3600_000,
 };
 
 /** What every part of src/oauth shares: storage, the vault, providers, configuration, clock, audit and logs. */

@@ -1,6 +1,7 @@
 import * as oauth from "oauth4webapi";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { CredentialRecord } from "../store/credential-repository.js";
+import type { LeaseRecord } from "../store/records.js";
 import { insertGeneration, insertNeedsReauth, openAccessToken, openRefreshToken, tokenSetFrom } from "./credential-store.js";
 import type { OAuthContext } from "./oauth-context.js";
 import { emitEvent, errorName } from "./oauth-events.js";
@@ -42,6 +43,9 @@ type WaitOutcome = { kind: "done"; record: CredentialRecord } | { kind: "failed"
  *    token) BEFORE anyone uses the new access token. invalid_grant inserts a secret-free "needs_reauth" generation.
  * 4. Everyone else polls the newest generation with backoff until g+1 appears, the lease (plus a grace) expires —
  *    then the next attempt's lease is taken — a failure marker appears, or their deadline passes.
+ * 5. A refresh whose answer may have been lost (its holder died, or the answer never arrived) leaves a "sent" marker
+ *    without a stored g+1. The next holder's request is then the one retry of the old refresh token; if it gets
+ *    invalid_grant, the connection needs reauthorization with the reason REFRESH_LOST_IN_FLIGHT.
  */
 export class Refresher {
   private readonly inflight = new Map<string, Promise<CredentialRecord>>();
@@ -50,8 +54,9 @@ export class Refresher {
 
   /**
    * A usable access token for a connection, refreshed lazily when it expires within the skew window.
-   * Errors (CapvaultError): CONNECTION_NOT_FOUND, CONNECTION_PENDING, CONNECTION_NEEDS_REAUTH, REFRESH_FAILED,
-   * REFRESH_BUSY (waited for another broker until the deadline), PROVIDER_UNAVAILABLE.
+   * Errors (CapvaultError): CONNECTION_NOT_FOUND, CONNECTION_PENDING, CONNECTION_NEEDS_REAUTH, REFRESH_LOST_IN_FLIGHT
+   * (needs reauthorization too), REFRESH_FAILED, REFRESH_BUSY (waited for another broker until the deadline),
+   * PROVIDER_UNAVAILABLE.
    */
   async resolveAccessToken(tenant: string, connectionId: string, options: ResolveOptions = {}): Promise<ResolvedAccessToken> {
     return this.resolve(tenant, connectionId, options, this.ctx.timings.refreshSkewMs);
@@ -73,19 +78,26 @@ export class Refresher {
     const deadline = Math.min(options.deadline ?? Infinity, this.ctx.now() + this.ctx.timings.refreshWaitMs);
     const connection = await store.connections.get(tenant, connectionId);
     if (!connection) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: connectionId } });
-    if (connection.status === "needs_reauth") throw needsReauth(connectionId);
+    if (connection.status === "needs_reauth") throw await this.deadGrant(connectionId);
     const current = await store.credentials.latest(tenant, connectionId);
     if (!current) {
       if (connection.status === "pending") throw new CapvaultError("CONNECTION_PENDING", undefined, { metadata: { connection: connectionId } });
       throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: connectionId } });
     }
-    if (current.kind === "needs_reauth") throw needsReauth(connectionId);
+    if (current.kind === "needs_reauth") throw await this.deadGrant(connectionId);
     const forced = options.forceRefresh === true && (options.staleGeneration === undefined || options.staleGeneration >= current.generation);
     if (!forced && !this.expiring(current, horizonMs)) return this.usable(current);
 
     const fresh = await withDeadline(this.refreshOnce(current), deadline, this.ctx.now);
-    if (fresh.kind === "needs_reauth") throw needsReauth(connectionId);
+    if (fresh.kind === "needs_reauth") throw await this.deadGrant(connectionId);
     return this.usable(fresh);
+  }
+
+  /** The error for a dead grant: REFRESH_LOST_IN_FLIGHT if it died of a lost refresh, else CONNECTION_NEEDS_REAUTH. */
+  private async deadGrant(connectionId: string): Promise<CapvaultError> {
+    const lost = await this.ctx.store.leases.get(lostKey(connectionId)).catch(() => undefined);
+    const reason = lost ? "REFRESH_LOST_IN_FLIGHT" : "CONNECTION_NEEDS_REAUTH";
+    return new CapvaultError(reason, undefined, { metadata: { connection: connectionId } });
   }
 
   /** Whether a generation's access token expires within `horizonMs` (at most half its lifetime, for short tokens). */
@@ -126,7 +138,7 @@ export class Refresher {
       const now = this.ctx.now();
       const expiresAt = now + this.ctx.timings.refreshLeaseMs;
       const won = await leases.insert({ key: leaseKey, holder: this.ctx.holderId, acquiredAt: new Date(now), expiresAt: new Date(expiresAt) });
-      if (won) return this.refreshAsHolder(current, failureKey, expiresAt);
+      if (won) return this.refreshAsHolder(current, attempt, failureKey, expiresAt);
       const outcome = await this.waitForHolder(current, leaseKey, failureKey, waitUntil);
       if (outcome.kind === "done") return outcome.record;
       if (outcome.kind === "failed") throw new CapvaultError("REFRESH_FAILED", undefined, { metadata: { connection: current.connection } });
@@ -154,7 +166,7 @@ export class Refresher {
   }
 
   /** We hold the lease for `current`: refresh once and persist generation g+1 before anyone uses it. */
-  private async refreshAsHolder(current: CredentialRecord, failureKey: string, leaseExpiresAt: number): Promise<CredentialRecord> {
+  private async refreshAsHolder(current: CredentialRecord, attempt: number, failureKey: string, leaseExpiresAt: number): Promise<CredentialRecord> {
     const { store, timings } = this.ctx;
     const owner = { tenant: current.tenant, connection: current.connection, provider: current.provider };
     // Our view may be stale (a lease of an old generation can be purged and won again): re-read before sending.
@@ -170,37 +182,88 @@ export class Refresher {
     const timeout = Math.min(timings.tokenRequestTimeoutMs, leaseExpiresAt - this.ctx.now() - timings.refreshLeaseMs / 4);
     if (timeout < 250) return this.recordFailure(current, failureKey, "lease_too_short");
 
+    // "Sent" marker, written before the request: until g+1 is stored (or the provider is known not to have used the
+    // refresh token) it is the evidence that a refresh token may have been spent and its answer lost. If it already
+    // exists, an earlier holder of this very attempt (its lease since purged) sent a request with no stored result.
+    const sentKey = sentMarkerKey(current, attempt);
+    const sentAt = this.ctx.now();
+    const ownMarker = await store.leases.insert({
+      key: sentKey,
+      holder: this.ctx.holderId,
+      acquiredAt: new Date(sentAt),
+      expiresAt: new Date(sentAt + timings.lostRefreshEvidenceMs),
+    });
+
     let response: oauth.TokenEndpointResponse;
     try {
       const pc = await this.ctx.clients.get(current.provider);
       const res = await oauth.refreshTokenGrantRequest(pc.as, pc.client, pc.clientAuth, refreshToken, pc.http(timeout, true));
       response = await oauth.processRefreshTokenResponse(pc.as, pc.client, res);
     } catch (err) {
-      if (err instanceof oauth.ResponseBodyError && err.error === "invalid_grant") return this.markNeedsReauth(current, next, "invalid_grant");
+      if (err instanceof oauth.ResponseBodyError && err.error === "invalid_grant") {
+        const lost = await this.lostRefreshes(current, attempt, ownMarker);
+        if (lost.length === 0) return this.markNeedsReauth(current, next, "invalid_grant");
+        // The previous refresh's answer was lost and this was the one retry of its refresh token: the provider
+        // rotated it (and a strict provider has now ended the grant). Nothing can recover it; say so.
+        this.ctx.logger.warn({ connection: current.connection, provider: current.provider, generation: current.generation }, "a refresh was lost in flight");
+        return this.markNeedsReauth(current, next, "REFRESH_LOST_IN_FLIGHT");
+      }
+      // The provider answered with an OAuth error (not 5xx), or was never reached: it did not use the refresh token.
+      if (ownMarker && ((err instanceof oauth.ResponseBodyError && err.status < 500) || neverSent(err))) {
+        await store.leases.release(sentKey, this.ctx.holderId).catch(() => false);
+      }
       this.ctx.logger.warn({ connection: current.connection, provider: current.provider, err: errorName(err) }, "oauth refresh failed");
       return this.recordFailure(current, failureKey, err instanceof oauth.ResponseBodyError ? err.error : "provider_unavailable");
     }
 
+    // From the provider's answer until this insert, a rotated refresh token exists only in this process's memory:
+    // store it before anything else (logging, events, metadata), retrying while our lease lasts.
     const tokens = tokenSetFrom(response, this.ctx.now(), current.scopes);
+    const inserted = await retry(() => insertGeneration(this.ctx, owner, next, tokens, tokens.refreshToken ? undefined : current.refreshToken), leaseExpiresAt, this.ctx.now);
+
     const widened = tokens.scopes.filter((s) => !current.scopes.includes(s));
     if (widened.length) this.ctx.logger.warn({ connection: current.connection, widened }, "provider granted scopes that were not asked for on refresh");
-    const inserted = await retry(() => insertGeneration(this.ctx, owner, next, tokens, tokens.refreshToken ? undefined : current.refreshToken));
     const stored = await store.credentials.latest(current.tenant, current.connection);
     if (!stored) throw new CapvaultError("CONNECTION_NOT_FOUND", undefined, { metadata: { connection: current.connection } });
     if (!inserted) {
       this.ctx.logger.error({ connection: current.connection, generation: next }, "refresh generation written by another broker while we held the lease");
       return stored;
     }
+    // g+1 is stored: the sent markers of generation g are no longer evidence of anything.
+    const lost = await this.lostRefreshes(current, attempt, ownMarker);
+    const markers = [...lost, ...(ownMarker ? [{ key: sentKey, holder: this.ctx.holderId }] : [])];
+    await Promise.all(markers.map((m) => store.leases.release(m.key, m.holder).catch(() => false)));
+    const recovered = lost.length > 0;
+    if (recovered) this.ctx.logger.warn({ connection: current.connection, provider: current.provider, generation: current.generation }, "refreshed after a refresh whose answer was lost");
     await store.connections
       .update(current.tenant, current.connection, { expiresAt: tokens.expiresAt, scopes: tokens.scopes, updatedAt: new Date(this.ctx.now()) })
       .catch((err) => this.ctx.logger.warn({ connection: current.connection, err: errorName(err) }, "connection metadata update failed"));
-    await emitEvent(this.ctx.onEvent, this.ctx.logger, { ...event(current), decision: "allow", reason: "refreshed" });
+    await emitEvent(this.ctx.onEvent, this.ctx.logger, { ...event(current), decision: "allow", reason: recovered ? "refreshed_after_lost_refresh" : "refreshed" });
     return stored;
+  }
+
+  /**
+   * The "sent" markers of refreshes of `current` before ours whose result was never stored: earlier attempts', and
+   * (when our own marker could not be inserted) an earlier holder's of this same attempt number.
+   */
+  private async lostRefreshes(current: CredentialRecord, attempt: number, ownMarker: boolean): Promise<LeaseRecord[]> {
+    const now = this.ctx.now();
+    const keys = Array.from({ length: attempt }, (_, a) => sentMarkerKey(current, a));
+    if (!ownMarker) keys.push(sentMarkerKey(current, attempt));
+    const markers = await Promise.all(keys.map((k) => this.ctx.store.leases.get(k)));
+    return markers.filter((m): m is LeaseRecord => m !== undefined && m.expiresAt.getTime() > now);
   }
 
   private async markNeedsReauth(current: CredentialRecord, next: number, reason: string): Promise<CredentialRecord> {
     const { store } = this.ctx;
     const owner = { tenant: current.tenant, connection: current.connection, provider: current.provider };
+    if (reason === "REFRESH_LOST_IN_FLIGHT") {
+      // Before the needs_reauth generation, so every broker that sees the dead grant also sees why it died.
+      const now = this.ctx.now();
+      await retry(() =>
+        store.leases.insert({ key: lostKey(current.connection), holder: this.ctx.holderId, acquiredAt: new Date(now), expiresAt: new Date(now + this.ctx.timings.lostRefreshEvidenceMs) }),
+      );
+    }
     await retry(() => insertNeedsReauth(this.ctx, owner, next, current.scopes));
     await store.connections
       .update(current.tenant, current.connection, { status: "needs_reauth", updatedAt: new Date(this.ctx.now()) })
@@ -222,18 +285,32 @@ export class Refresher {
 
 const event = (c: CredentialRecord) => ({ action: "refresh" as const, tenant: c.tenant, connection: c.connection, provider: c.provider });
 
-const needsReauth = (connection: string) => new CapvaultError("CONNECTION_NEEDS_REAUTH", undefined, { metadata: { connection } });
+/** The marker a refresh holder writes just before sending the refresh token of `c` (attempt `attempt`). */
+const sentMarkerKey = (c: CredentialRecord, attempt: number) => `refresh-sent:${c.connection}:${c.generation}:${attempt}`;
+
+/** The marker saying a connection's grant died of a lost refresh (so its error says REFRESH_LOST_IN_FLIGHT). */
+const lostKey = (connection: string) => `refresh-lost:${connection}`;
+
+/** Whether a token request failed before anything reached the provider (connection refused, no such host). */
+function neverSent(err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Retry a store write a few times: losing a rotated refresh token to a transient database error loses the grant. */
-async function retry<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * Retry a store write: losing a rotated refresh token to a transient database error loses the grant. At least 5
+ * tries; with `until` (the lease's end), more while there is time before it.
+ */
+async function retry<T>(fn: () => Promise<T>, until?: number, now: () => number = Date.now): Promise<T> {
   for (let i = 0; ; i++) {
     try {
       return await fn();
     } catch (err) {
-      if (i >= 4) throw err;
-      await sleep(50 * 2 ** i);
+      const delay = Math.min(50 * 2 ** i, 1000);
+      if (i >= 4 && (until === undefined || now() + delay >= until)) throw err;
+      await sleep(delay);
     }
   }
 }

@@ -116,6 +116,8 @@ describe("refresh against oidc-provider", () => {
     await expect(down.oauth.resolveAccessToken("acme", id)).rejects.toMatchObject({ reason: "REFRESH_FAILED" });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect((await broker.oauth.getConnection("acme", id)).status).toBe("active");
+    // Nothing reached the provider (connection refused): no evidence of a refresh whose answer was lost.
+    expect(await env.store.leases.get(`refresh-sent:${id}:1:0`)).toBeUndefined();
     expect(down.logs.join("\n")).not.toContain(idp.clientSecret);
   });
 

@@ -27,6 +27,8 @@ export interface OidcServerOptions {
   /** Access-token lifetime in seconds (default 3600). */
   accessTokenTtl?: number;
   port?: number;
+  /** Rotate the refresh token on every use (default true; reuse of a rotated one then revokes the grant). */
+  rotateRefreshToken?: boolean;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function startOidcServer(options: OidcServerOptions): Promise<OidcS
       revocation: { enabled: true },
       introspection: { enabled: true },
     },
-    rotateRefreshToken: true,
+    rotateRefreshToken: options.rotateRefreshToken ?? true,
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed("refresh_token"),
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx: unknown, id: string) => ({
