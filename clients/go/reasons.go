@@ -43,6 +43,7 @@ const (
 	ReasonOauthTokenExchangeFailed   = "OAUTH_TOKEN_EXCHANGE_FAILED"
 	ReasonRefreshFailed              = "REFRESH_FAILED"
 	ReasonRefreshBusy                = "REFRESH_BUSY"
+	ReasonRefreshLostInFlight        = "REFRESH_LOST_IN_FLIGHT"
 	ReasonProviderUnavailable        = "PROVIDER_UNAVAILABLE"
 	ReasonSecretUndecryptable        = "SECRET_UNDECRYPTABLE"
 	ReasonKekUnknown                 = "KEK_UNKNOWN"
@@ -110,6 +111,7 @@ var Reasons = map[string]ReasonInfo{
 	ReasonOauthTokenExchangeFailed:   {codes.Unavailable, "the provider's token endpoint failed"},
 	ReasonRefreshFailed:              {codes.Unavailable, "refreshing the connection failed; retry"},
 	ReasonRefreshBusy:                {codes.Unavailable, "another broker is refreshing this connection; retry"},
+	ReasonRefreshLostInFlight:        {codes.FailedPrecondition, "a token refresh was lost in flight and the provider ended the grant; the user must reconnect this account"},
 	ReasonProviderUnavailable:        {codes.Unavailable, "the provider is unavailable"},
 	ReasonSecretUndecryptable:        {codes.DataLoss, "a stored secret failed to decrypt (wrong key, record or field)"},
 	ReasonKekUnknown:                 {codes.FailedPrecondition, "a key-encryption key is missing from the keyring"},
