@@ -6,10 +6,10 @@
  *   node --import tsx bench/audit.ts --sizes 10000,100000      # a quick run
  *
  * A private FerretDB (test/ferretdb/bin/ferretdb, built when missing) on a free loopback port with its own SQLite
- * directory. The trail is filled through the repository's insertMany in batches of 1,000 with properly chained events
- * (as AuditLog chains them: completeEntry, then hashAuditRecord over the previous hash) of 4 writers in tenant "dev"
- * (80% of the events) and 2 writers in tenant "globex" (20%), each writer registered first. At each size, in tenant
- * "dev":
+ * directory. The trail is filled through the repository's insertMany as group commits of --commit-size events
+ * (16; each stored as one segment) with properly chained events (as AuditLog chains them: completeEntry, then
+ * hashAuditRecord over the previous hash) of 4 writers in tenant "dev" (80% of the events) and 2 writers in tenant
+ * "globex" (20%), each writer registered first. At each size, in tenant "dev":
  *   - head       `repository.head(tenant, writer)` (galloping point lookups), a random writer each time
  *   - page       `listAuditPage` with limit 100 from a page token at a random position (what ListAuditEvents does)
  *   - page RPC   the same page through a real broker's ListAuditEvents (a `capvault dev` process on this database)
@@ -26,7 +26,8 @@
  * oidc-provider, bench/support/peers.ts) and its account connected through the real OAuth flow. Rounds alternate the
  * order; medians across rounds and the ratio are printed.
  *
- * Flags: --sizes N,N,... (default 10000,100000,1000000), --reps N (50), --revocations-per-event X (0.01),
+ * Flags: --sizes N,N,... (default 10000,100000,1000000), --reps N (50), --commit-size N (16: events per commit; 1 is
+ * the worst case, a quiet broker's trail), --revocations-per-event X (0.01),
  * --proxy-calls N (3000 per segment), --proxy-rounds N (3), --skip-proxy, --dist DIR (the build the brokers run).
  */
 import { execFileSync } from "node:child_process";
@@ -38,11 +39,13 @@ import { join, resolve } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { MongoClient } from "mongodb";
 import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "../src/audit/audit-event.js";
 import { listAuditPage } from "../src/audit/audit-pages.js";
 import { verifyAuditChain, verifyEvents } from "../src/audit/verify-audit.js";
 import { AdminServiceClient, type ListAuditEventsResponse } from "../src/gen/capvault/v1/admin.js";
 import { ProxyServiceClient, type ProxyResponse } from "../src/gen/capvault/v1/proxy.js";
+import { MongoAudit } from "../src/store/mongodb/mongodb-audit.js";
 import { openMongoStore } from "../src/store/mongodb/mongodb-store.js";
 import type { AuditRecord } from "../src/store/records.js";
 import type { Store } from "../src/store/store.js";
@@ -91,7 +94,8 @@ const PROXY_CALLS = num("--proxy-calls", 3000);
 const PROXY_ROUNDS = num("--proxy-rounds", 3);
 const SKIP_PROXY = argv.includes("--skip-proxy");
 const DIST = resolve(REPO_ROOT, value("--dist") ?? "dist");
-const BATCH = 1000;
+/** Events per group commit and chain (one segment each): 16 is what a broker commits at concurrency ~16-32. */
+const COMMIT_SIZE = num("--commit-size", 16);
 const TENANT = "dev"; // the tenant of the dev operator capability, so the broker's RPC can read it
 const DATABASE = `bench_audit_${randomBytes(4).toString("hex")}`;
 
@@ -153,6 +157,7 @@ function nextEvent(chain: Chain, time: Date, n: number): AuditRecord {
 
 class Filler {
   stored = 0;
+  private commits = 0;
   private readonly chains = makeChains();
   private clock = Date.now() - 30 * 86_400_000;
 
@@ -166,31 +171,32 @@ class Filler {
     for (const [i, c] of this.chains.entries()) await this.store.audit.registerWriter({ tenant: c.tenant, writer: c.writer, startedAt: new Date(this.clock + i) });
   }
 
-  /** Insert events until `target` are stored: batches of 1,000, two in flight. */
+  /**
+   * Insert events until `target` are stored, as brokers' group commits store them: each insertMany is one commit of
+   * --commit-size events of one chain (a segment), commits of a chain in order, up to 4 commits in flight.
+   */
   async fillTo(target: number): Promise<void> {
-    const make = (): AuditRecord[] | undefined => {
-      if (this.stored >= target) return undefined;
-      const size = Math.min(BATCH, target - this.stored);
-      const batch: AuditRecord[] = [];
-      for (let i = 0; i < size; i++) {
-        const n = this.stored + i;
-        // A batch's events share a time, as a group commit's do; time moves on by ~1 ms per event.
-        batch.push(nextEvent(this.chains[CHAIN_PATTERN[n % CHAIN_PATTERN.length]], new Date(this.clock + n), n));
-      }
-      this.stored += size;
-      return batch;
-    };
+    const inFlight = new Set<Promise<void>>();
+    const lastOfChain = new Map<Chain, Promise<void>>();
     let lastLog = performance.now();
-    const lane = async () => {
-      for (let batch = make(); batch; batch = make()) {
-        await this.store.audit.insertMany(batch);
-        if (performance.now() - lastLog > 15_000) {
-          log(`  ${this.stored} events stored`);
-          lastLog = performance.now();
-        }
+    while (this.stored < target) {
+      const chain = this.chains[CHAIN_PATTERN[this.commits++ % CHAIN_PATTERN.length]];
+      const size = Math.min(COMMIT_SIZE, target - this.stored);
+      // A commit's events share a time; time moves on by ~1 ms per event.
+      const time = new Date(this.clock + this.stored);
+      const events = Array.from({ length: size }, (_, i) => nextEvent(chain, time, this.stored + i));
+      this.stored += size;
+      const commit = (lastOfChain.get(chain) ?? Promise.resolve()).then(() => this.store.audit.insertMany(events));
+      lastOfChain.set(chain, commit);
+      inFlight.add(commit);
+      void commit.finally(() => inFlight.delete(commit)).catch(() => undefined);
+      if (inFlight.size >= 4) await Promise.race(inFlight);
+      if (performance.now() - lastLog > 15_000) {
+        log(`  ${this.stored} events stored`);
+        lastLog = performance.now();
       }
-    };
-    await Promise.all([lane(), lane()]);
+    }
+    await Promise.all(inFlight);
   }
 }
 
@@ -371,10 +377,12 @@ async function main(): Promise<void> {
   const children: Child[] = [];
   let db: PrivateFerretDB | undefined;
   let store: Store | undefined;
+  let reader: MongoClient | undefined;
   const dir = await mkdtemp(join(tmpdir(), "capvault-bench-audit-"));
   const cleanup = async () => {
     for (const c of children.reverse()) await c.stop().catch(() => undefined);
     await store?.close().catch(() => undefined);
+    await reader?.close().catch(() => undefined);
     await db?.stop().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
@@ -392,7 +400,7 @@ async function main(): Promise<void> {
     await store.ensureIndexes();
     p(`capvault audit bench — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"})`);
     p(`database: ${db.description}, private, on loopback; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at start`);
-    p(`trail: 6 writers (4 in tenant "dev" with 80% of the events, 2 in "globex"); revocations: ${REVOCATIONS_PER_EVENT * 100}% of the events`);
+    p(`trail: 6 writers (4 in tenant "dev" with 80% of the events, 2 in "globex"), group commits of ${COMMIT_SIZE} events; revocations: ${REVOCATIONS_PER_EVENT * 100}% of the events`);
     p(`reads: ${REPS} repetitions after 3 warm-up reads; CPU per read: this process / FerretDB`);
 
     // A broker on the same database, for ListAuditEvents through the RPC (and later for the Proxy section).
@@ -401,6 +409,10 @@ async function main(): Promise<void> {
     const operatorMd = new Metadata();
     operatorMd.set("authorization", `Bearer ${durable.broker.operatorToken}`);
 
+    // Head and page reads go through a new repository each time: nothing this process learnt (the writer's own tail,
+    // segment bounds remembered by earlier reads) helps them, as for a reader that has never seen the trail.
+    const readerClient = (reader = await MongoClient.connect(db.uri));
+    const coldReader = () => new MongoAudit(readerClient.db(DATABASE));
     const filler = new Filler(store);
     await filler.register();
     let revocations = 0;
@@ -438,7 +450,7 @@ async function main(): Promise<void> {
       log("  head");
       const head = await timed(REPS, async (i) => {
         const w = pick(i);
-        const h = await store!.audit.head(TENANT, w.writer);
+        const h = await coldReader().head(TENANT, w.writer);
         if (h !== w.sequence) throw new Error(`head of ${w.writer} is ${h}, expected ${w.sequence}`);
       }, db.pid);
 
@@ -451,7 +463,7 @@ async function main(): Promise<void> {
       }
       log("  page");
       const page = await timed(REPS, async (i) => {
-        const res = await listAuditPage(store!.audit, { tenant: TENANT, limit: 100, pageToken: tokens[i + 3] });
+        const res = await listAuditPage(coldReader(), { tenant: TENANT, limit: 100, pageToken: tokens[i + 3] });
         if (res.events.length !== 100) throw new Error(`a page of ${res.events.length} events`);
       }, db.pid);
       log("  page through the broker's ListAuditEvents");

@@ -1,5 +1,5 @@
 import type { AuditRecord } from "../store/records.js";
-import type { AuditRepository } from "../store/repositories.js";
+import { UnreadableAuditEvents, type AuditRepository } from "../store/repositories.js";
 import { GENESIS_HASH, hashAuditRecord } from "./audit-event.js";
 
 export interface AuditVerification {
@@ -31,9 +31,26 @@ interface ChainState {
  * stored ahead of their predecessor wait in a small per-chain buffer.
  */
 export async function verifyAuditChain(repository: AuditRepository, tenant: string): Promise<AuditVerification> {
-  return verifyEvents(await repository.writers(tenant).then((ws) => ws.map((w) => w.writer)), repository.scan(tenant), {
-    trimmed: !repository.keepsEverything,
-  });
+  const writers = await repository.writers(tenant).then((ws) => ws.map((w) => w.writer));
+  const checked = { events: 0 };
+  try {
+    return await verifyEvents(writers, counted(repository.scan(tenant), checked), { trimmed: !repository.keepsEverything });
+  } catch (err) {
+    if (!(err instanceof UnreadableAuditEvents)) throw err;
+    return {
+      ok: false,
+      eventsChecked: checked.events,
+      chainsChecked: writers.length,
+      broken: { id: "", writer: err.writer, sequence: err.sequence, problem: err.problem },
+    };
+  }
+}
+
+async function* counted(events: AsyncIterable<AuditRecord>, count: { events: number }): AsyncIterable<AuditRecord> {
+  for await (const e of events) {
+    count.events++;
+    yield e;
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ export interface WorkerPoolOptions {
   workers?: number;
   /** A job running longer than this kills its worker and fails with CAPABILITY_RUNTIME_FAILED (default 5 s). */
   jobTimeoutMs?: number;
-  /** Replace a worker once its wasm memory grows past this many bytes (default 64 MiB). */
+  /** Replace a worker once its wasm memory grows past this many bytes (default 16 MiB: biscuit-wasm never returns memory, so this bound is the broker's RSS sawtooth; bench/dev-rss.ts). */
   maxWasmMemoryBytes?: number;
   /** Replace a worker after this many jobs (default 50,000). */
   maxJobsPerWorker?: number;
@@ -84,7 +84,7 @@ interface Slot {
 
 const DEFAULTS = {
   jobTimeoutMs: 5_000,
-  maxWasmMemoryBytes: 64 * 1024 * 1024,
+  maxWasmMemoryBytes: 16 * 1024 * 1024,
   maxJobsPerWorker: 50_000,
   maxQueueLength: 10_000,
   maxQueueWaitMs: 5_000,

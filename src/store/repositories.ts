@@ -48,6 +48,18 @@ export interface RevocationRepository {
   readLog(seq: number): Promise<RevocationLogEntry | undefined>;
 }
 
+/** Stored audit events that cannot be read as events (edited outside capvault): verification reports where. */
+export class UnreadableAuditEvents extends Error {
+  constructor(
+    readonly writer: string,
+    readonly sequence: number,
+    readonly problem: string,
+  ) {
+    super(`the stored events of writer "${writer}" from sequence ${sequence}: ${problem}`);
+    this.name = "UnreadableAuditEvents";
+  }
+}
+
 export interface AuditRepository {
   /**
    * False for a store that keeps only recent events (the dev store's ring): a chain may then start after sequence 1
@@ -59,9 +71,9 @@ export interface AuditRepository {
   /** A tenant's chains, oldest writer first. */
   writers(tenant: string): Promise<AuditWriterRecord[]>;
   /**
-   * Store events, each under its own key (tenant, writer, sequence). Throws on any failure, after which any subset
-   * may have been stored (servers differ in what an ordered batch leaves behind): the caller reads back with get().
-   * An event whose key is already stored is a failure too, never overwritten.
+   * Store events, each identified by its key (tenant, writer, sequence). Throws on any failure, after which any
+   * subset may have been stored: the caller reads back with get(). Idempotent: events already stored are not stored
+   * again; a different event already stored under a key is a failure, never overwritten.
    */
   insertMany(events: AuditRecord[]): Promise<void>;
   /** One event by its key: a point lookup, whatever the trail's size. */

@@ -1,4 +1,4 @@
-import { MongoClient } from "mongodb";
+import { Binary, MongoClient } from "mongodb";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/audit/audit-log.js";
 import { listAuditPage } from "../../src/audit/audit-pages.js";
@@ -9,6 +9,7 @@ import { auditDocumentId } from "../../src/store/mongodb/mongodb-audit.js";
 import { mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
 import type { AuditRecord } from "../../src/store/records.js";
 import type { AuditRepository } from "../../src/store/repositories.js";
+import { storedAuditEvents, tamperWithAuditSegment } from "../support/audit-documents.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
 import { STORE_BACKENDS, type StoreUnderTest } from "../store/store-backends.js";
 
@@ -171,7 +172,7 @@ describe("audit trail in MongoDB", () => {
   it("names the event whose document was edited", async () => {
     const store = await seed(6);
     const target = (await store.audit.get("acme", "w1", 4))!;
-    await tdb.db.collection(COLLECTIONS.audit).updateOne({ _id: auditDocumentId("acme", "w1", 4) } as never, { $set: { decision: "deny" } });
+    await tamperWithAuditSegment(tdb.db, "acme", "w1", 4, (events) => events.map((e) => (e.sequence === 4 ? { ...e, decision: "deny" } : e)));
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result.ok).toBe(false);
     expect(result.broken).toMatchObject({ id: target.id, writer: "w1", sequence: 4 });
@@ -180,7 +181,7 @@ describe("audit trail in MongoDB", () => {
 
   it("notices a deleted event", async () => {
     const store = await seed(5);
-    await tdb.db.collection(COLLECTIONS.audit).deleteOne({ _id: auditDocumentId("acme", "w1", 2) } as never);
+    await tamperWithAuditSegment(tdb.db, "acme", "w1", 2, () => undefined);
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result).toMatchObject({ ok: false, broken: { sequence: 3 } });
     expect(result.broken!.problem).toContain("missing");
@@ -188,13 +189,60 @@ describe("audit trail in MongoDB", () => {
 
   it("notices two events swapped", async () => {
     const store = await seed(5);
-    const col = tdb.db.collection(COLLECTIONS.audit);
-    const a = await col.findOne({ _id: auditDocumentId("acme", "w1", 2) } as never);
-    const b = await col.findOne({ _id: auditDocumentId("acme", "w1", 3) } as never);
-    await col.replaceOne({ _id: a!._id } as never, { ...b!, _id: a!._id, sequence: 2 });
-    await col.replaceOne({ _id: b!._id } as never, { ...a!, _id: b!._id, sequence: 3 });
+    const [a, b] = [(await store.audit.get("acme", "w1", 2))!, (await store.audit.get("acme", "w1", 3))!];
+    await tamperWithAuditSegment(tdb.db, "acme", "w1", 2, () => [{ ...b, sequence: 2 }]);
+    await tamperWithAuditSegment(tdb.db, "acme", "w1", 3, () => [{ ...a, sequence: 3 }]);
     const result = await verifyAuditChain(store.audit, "acme");
     expect(result).toMatchObject({ ok: false, broken: { sequence: 2 } });
+  });
+
+  it("names the segment whose stored bytes were corrupted", async () => {
+    const store = await seed(4);
+    await tdb.db.collection(COLLECTIONS.auditSegments).updateOne({ tenant: "acme", writer: "w1", first: 3 }, { $set: { events: new Binary(Buffer.from("not deflate")) } });
+    expect(await verifyAuditChain(store.audit, "acme")).toMatchObject({ ok: false, broken: { writer: "w1", sequence: 3, problem: expect.stringContaining("cannot be decoded") } });
+  });
+
+  it("names the segment whose header was edited to hide where its events are", async () => {
+    const store = await seed(4);
+    await tdb.db.collection(COLLECTIONS.auditSegments).updateOne({ tenant: "acme", writer: "w1", first: 2 }, { $set: { first: 5 } });
+    expect(await verifyAuditChain(store.audit, "acme")).toMatchObject({ ok: false, broken: { writer: "w1", sequence: 5, problem: expect.stringContaining("do not match the segment") } });
+  });
+
+  it("stores a group commit as one document per chain, and reads any event, page and head by `_id`", async () => {
+    tdb = await openTestDatabase("audit");
+    const store = mongoStoreOn(tdb.client, tdb.db);
+    await store.ensureIndexes();
+    const log = new AuditLog(store.audit, { writer: "w1" });
+    // 200 commits in one turn of the event loop: one batch of 200 events, then one batch of 100 for two tenants.
+    await Promise.all(Array.from({ length: 200 }, (_, i) => log.recordAndWait(entry(i))));
+    await Promise.all(Array.from({ length: 100 }, (_, i) => log.recordAndWait(entry(200 + i, i % 2 ? "acme" : "beta"))));
+    const segments = await tdb.db.collection(COLLECTIONS.auditSegments).find({}).sort({ _id: 1 }).toArray();
+    expect(segments.map((d) => [d.tenant, d.segment, d.first, d.count])).toEqual([
+      ["acme", 1, 1, 200],
+      ["acme", 2, 201, 50],
+      ["beta", 1, 1, 50],
+    ]);
+    expect(await store.audit.head("acme", "w1")).toBe(250);
+    expect(await store.audit.head("beta", "w1")).toBe(50);
+    expect((await store.audit.get("acme", "w1", 201))?.path).toBe("/repos/acme/widgets/201");
+    expect((await store.audit.listChain("acme", "w1", 195, 10)).map((e) => e.sequence)).toEqual([196, 197, 198, 199, 200, 201, 202, 203, 204, 205]);
+    expect(await store.audit.listChain("acme", "w1", 250, 10)).toEqual([]);
+    expect(await store.audit.get("acme", "w1", 251)).toBeUndefined();
+    expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: 250, chainsChecked: 1 });
+  });
+
+  it("keeps chains stored one document per event (before segments) readable and verifiable", async () => {
+    await seed(5);
+    const events = await storedAuditEvents(tdb.db);
+    await tdb.db.collection(COLLECTIONS.auditSegments).deleteMany({});
+    await tdb.db.collection(COLLECTIONS.audit).insertMany(events.map((e) => ({ _id: auditDocumentId(e.tenant, e.writer, e.sequence), ...e })) as never[]);
+    const store = mongoStoreOn(tdb.client, tdb.db);
+    expect(await store.audit.head("acme", "w1")).toBe(5);
+    expect((await store.audit.listChain("acme", "w1", 2, 10)).map((e) => e.sequence)).toEqual([3, 4, 5]);
+    expect(await store.audit.get("acme", "w1", 4)).toEqual(events.find((e) => e.sequence === 4));
+    expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: 5, chainsChecked: 1 });
+    await tdb.db.collection(COLLECTIONS.audit).updateOne({ _id: auditDocumentId("acme", "w1", 4) } as never, { $set: { decision: "deny" } });
+    expect(await verifyAuditChain(store.audit, "acme")).toMatchObject({ ok: false, broken: { sequence: 4 } });
   });
 
   it("refuses a chain injected under a writer that never registered", async () => {
@@ -248,7 +296,7 @@ describe("audit trail in MongoDB", () => {
     const log = new AuditLog(flaky, { writer: "w1" });
     await Promise.all(Array.from({ length: 150 }, (_, i) => log.recordAndWait(entry(i))));
     expect(inserts).toBeGreaterThanOrEqual(2);
-    const stored = await tdb.db.collection(COLLECTIONS.audit).find({ tenant: "acme" }).toArray();
+    const stored = await storedAuditEvents(tdb.db, (e) => e.tenant === "acme");
     expect(stored).toHaveLength(150);
     expect(new Set(stored.map((e) => e.path)).size).toBe(150);
     expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: 150, chainsChecked: 1 });

@@ -8,6 +8,7 @@ import type { AuditEvent, ListAuditEventsResponse } from "../../src/gen/capvault
 import type { MintResponse } from "../../src/gen/capvault/v1/capability.js";
 import { CLI, REPO_ROOT, runCli } from "../support/broker-process.js";
 import { startDevBroker, type DevBroker } from "../support/broker-harness.js";
+import { storedAuditEvents, tamperWithAuditSegment } from "../support/audit-documents.js";
 
 /**
  * The audit trail on a REAL run: `capvault dev` (the built CLI) with CAPVAULT_MONGODB_URI on the FerretDB test
@@ -111,10 +112,10 @@ beforeAll(async () => {
 afterAll(async () => d?.close());
 
 describe("capvault audit on a real run (capvault dev, audit trail in MongoDB)", () => {
-  it("the trail lives in MongoDB: one audit_events document per event", async () => {
+  it("the trail lives in MongoDB: every event, in segments of the group commits that stored them", async () => {
     const events = await settledEvents();
-    const docs = await d.db.db.collection("audit_events").countDocuments({ tenant: "dev" });
-    expect(docs).toBe(events.length);
+    const stored = await storedAuditEvents(d.db.db, (e) => e.tenant === "dev");
+    expect(stored.map((e) => e.id).sort()).toEqual(events.map((e) => e.id).sort());
     expect(events.length).toBeGreaterThanOrEqual(12);
   });
 
@@ -259,8 +260,10 @@ describe("capvault audit on a real run (capvault dev, audit trail in MongoDB)", 
     const target = events.find((e) => e.action === "proxy" && e.path === "/repos/globex/secrets")!;
     expect(target.decision).toBe("deny");
     // The classic cover-up: turn a refusal into an allowed call.
-    const updated = await d.db.db.collection("audit_events").updateOne({ tenant: "dev", id: target.id }, { $set: { decision: "allow" } });
-    expect(updated.modifiedCount).toBe(1);
+    await tamperWithAuditSegment(d.db.db, "dev", target.writer, target.sequence, (events) =>
+      events.map((e) => (e.id === target.id ? { ...e, decision: "allow" } : e)),
+    );
+    expect((await storedAuditEvents(d.db.db, (e) => e.id === target.id))[0].decision).toBe("allow");
 
     const r = await cli(["audit", "verify", "--tenant", "dev"]);
     expect(r.code).toBe(1);

@@ -2,6 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapvaultClientError, type CapvaultClient } from "../../src/client/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
+import { storedAuditEvents } from "../support/audit-documents.js";
 
 /**
  * Audit before acting: a Proxy call reserves its audit event before anything else, and a call that cannot reserve one
@@ -51,7 +52,7 @@ describe("Proxy reserves its audit event before acting", () => {
     expect((await first).status).toBe(200);
     // The slot is free again: the next call goes through, and both answered calls are in the trail.
     expect((await agent.fetch(connection, { method: "GET", path: "/fast/3" })).status).toBe(200);
-    const events = await t.db!.db.collection("audit_events").find({ action: "proxy" }).toArray();
+    const events = await storedAuditEvents(t.db!.db, (e) => e.action === "proxy");
     expect(events.map((e) => e.path).sort()).toEqual(["/fast/3", "/slow/1"]);
   });
 });

@@ -8,6 +8,7 @@ import { ProxyServiceClient, type ProxyResponse } from "../../src/gen/capvault/v
 import { RESPONSE_HEADER_ALLOWLIST, RESPONSE_HEADER_ALLOWED_PREFIXES } from "../../src/proxy/response-header-allowlist.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
 import { freePort } from "../support/free-port.js";
+import { storedAuditText } from "../support/audit-documents.js";
 
 /**
  * Must-show: an agent holding only its capability has NO way to obtain the OAuth tokens (checklist item 10).
@@ -349,7 +350,7 @@ describe("no way to obtain the OAuth tokens", () => {
     const db = t.db!.db;
     const dumps: Array<{ label: string; text: string }> = [];
     const names = (await db.listCollections().toArray()).map((c) => c.name).sort();
-    expect(names).toEqual(expect.arrayContaining(["audit_events", "connections", "credentials", "data_keys", "root_keys"]));
+    expect(names).toEqual(expect.arrayContaining(["audit_segments", "connections", "credentials", "data_keys", "root_keys"]));
     for (const name of names) {
       const docs = await db.collection(name).find({}).toArray();
       for (const doc of docs) {
@@ -357,7 +358,10 @@ describe("no way to obtain the OAuth tokens", () => {
         dumps.push({ label: `${name} ${String(doc._id)} (BSON)`, text: Buffer.from(BSON.serialize(doc)).toString("latin1") });
       }
     }
-    expect(dumps.filter((d) => d.label.startsWith("audit_events")).length).toBeGreaterThan(20);
+    // Audit segments are compressed: search what they hold, too.
+    const audit = await storedAuditText(db);
+    expect(audit.reduce((events, segment) => events + segment.text.split("\n").length, 0)).toBeGreaterThan(20);
+    dumps.push(...audit);
     expect(dumps.filter((d) => d.label.startsWith("credentials")).length).toBeGreaterThan(0);
     expect(leaks(dumps)).toEqual([]);
   });

@@ -15,6 +15,7 @@ import { openMongoStore } from "../../src/store/mongodb/mongodb-store.js";
 import type { Store } from "../../src/store/store.js";
 import { runCli, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
+import { storedAuditEvents } from "../support/audit-documents.js";
 
 /**
  * Revocation across processes: two `capvault serve` processes share one FerretDB database and one key-encryption key.
@@ -123,7 +124,7 @@ describe("the first operator: capvault token bootstrap-operator", () => {
       expect(ins.blocks[0].facts).toContainEqual({ name: "operator", terms: [{ boolean: true }] });
     }
     // It is recorded in the tenant's audit trail.
-    const audit = await db.db.collection("audit_events").find({ tenant: "acme", action: "mint" }).toArray();
+    const audit = await storedAuditEvents(db.db, (e) => e.tenant === "acme" && e.action === "mint");
     expect(audit.map((a) => a.subject)).toContain("capvault token bootstrap-operator (local)");
   });
 
@@ -279,8 +280,8 @@ describe("revocation across two broker processes", () => {
       expect(retired.code, retired.stderr).toBe(0);
       expect((await store.rootKeys.list()).find((k) => k.id === oldKey)?.retiredAt).toBeInstanceOf(Date);
       // Key operations are audited in the _system trail: the intent before, the outcome after.
-      const keyEvents = await db.db.collection("audit_events").find({ tenant: "_system" }).toArray();
-      const trail = keyEvents.sort((a, b) => a.time - b.time || a.sequence - b.sequence).map((e) => `${e.action} ${e.decision}`);
+      const keyEvents = await storedAuditEvents(db.db, (e) => e.tenant === "_system");
+      const trail = keyEvents.sort((a, b) => a.time.getTime() - b.time.getTime() || a.sequence - b.sequence).map((e) => `${e.action} ${e.decision}`);
       expect(trail).toEqual(expect.arrayContaining(["rotate-root-key intent", "rotate-root-key ok", "retire-root-key intent", "retire-root-key ok"]));
       const b4 = await startBrokerProcess(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], env);
       const c4 = new CapabilityServiceClient(b4.address, credentials.createInsecure());

@@ -8,6 +8,7 @@ import { openMongoStore } from "../../src/store/mongodb/mongodb-store.js";
 import type { Store } from "../../src/store/store.js";
 import { startDevBroker, type DevBroker } from "../support/broker-harness.js";
 import { runCli } from "../support/broker-process.js";
+import { storedAuditEvents } from "../support/audit-documents.js";
 
 /**
  * `capvault audit export` and `capvault audit verify --file` on a real trail: `capvault dev` (the built CLI) on the
@@ -74,7 +75,7 @@ afterAll(async () => {
 
 describe("capvault audit export", () => {
   it("writes every event of every chain as JSON lines with its chain proof (file mode 0600, nothing partial left)", async () => {
-    const stored = await d.db.db.collection("audit_events").countDocuments({ tenant: "dev" });
+    const stored = (await storedAuditEvents(d.db.db, (e) => e.tenant === "dev")).length;
     expect(lines).toHaveLength(stored);
     expect(stored).toBeGreaterThan(SECOND_CHAIN_EVENTS + 5);
     const events = lines.map(parse);

@@ -2,6 +2,7 @@ import { MongoClient, type CommandStartedEvent } from "mongodb";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/audit/audit-log.js";
 import { listAuditPage } from "../../src/audit/audit-pages.js";
+import { segmentDocumentId } from "../../src/store/mongodb/audit-segments.js";
 import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
 import { mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
 import type { Store } from "../../src/store/store.js";
@@ -65,7 +66,7 @@ describe("hot queries are `_id` lookups", () => {
     const { store } = await setUp();
     void store;
     const info = await tdb.db.admin().command({ buildInfo: 1 });
-    const explained = await tdb.db.collection(COLLECTIONS.audit).find({ _id: "acme:w1:000000000001" } as never).explain();
+    const explained = await tdb.db.collection(COLLECTIONS.auditSegments).find({ _id: segmentDocumentId("acme", "w1", 1) } as never).explain();
     if (info.ferretdbVersion) {
       expect(JSON.stringify(explained.queryPlanner)).toContain("USING INDEX");
     } else {

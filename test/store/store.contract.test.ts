@@ -190,20 +190,36 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
       expect(await store.audit.get("nobody", "w1", 1)).toBeUndefined();
     });
 
-    it("keeps the first of a batch's events stored when some were stored before", async () => {
-      await store.audit.insertMany([auditEvent("acme", 2)]);
-      await expect(store.audit.insertMany([1, 2, 3].map((s) => auditEvent("acme", s, { id: `retry-${s}` })))).rejects.toThrow();
-      // Whatever else the server did, the event stored first is never overwritten.
+    it("skips events already stored, never overwrites one, and stores a chain's batch all or nothing", async () => {
+      await store.audit.insertMany([auditEvent("acme", 1), auditEvent("acme", 2)]);
+      // A retry of what was stored, with more: only the new events are stored.
+      await store.audit.insertMany([1, 2, 3].map((s) => auditEvent("acme", s)));
+      expect((await store.audit.listChain("acme", "w1", 0, 10)).map((e) => e.id)).toEqual(["ev-acme-1", "ev-acme-2", "ev-acme-3"]);
+      // Another event at a stored key is refused, and nothing of its batch is stored.
+      await expect(store.audit.insertMany([2, 3, 4].map((s) => auditEvent("acme", s, { id: `retry-${s}` })))).rejects.toThrow();
       expect((await store.audit.get("acme", "w1", 2))?.id).toBe("ev-acme-2");
+      expect(await store.audit.get("acme", "w1", 4)).toBeUndefined();
     });
 
-    it("lists a chain in order, stopping at the first missing sequence, and finds its head", async () => {
-      await store.audit.insertMany([1, 2, 3, 4, 5, 7].map((s) => auditEvent("acme", s)));
+    it("refuses events that do not continue their chain (a gap), storing none of that chain's batch", async () => {
+      await store.audit.insertMany([auditEvent("acme", 1)]);
+      await expect(store.audit.insertMany([auditEvent("acme", 3), auditEvent("acme", 4)])).rejects.toThrow();
+      expect(await store.audit.head("acme", "w1")).toBe(1);
+      await expect(store.audit.insertMany([auditEvent("beta", 2)])).rejects.toThrow();
+      expect(await store.audit.head("beta", "w1")).toBe(0);
+    });
+
+    it("lists a chain in order from any position, and finds its head", async () => {
+      await store.audit.insertMany([1, 2, 3].map((s) => auditEvent("acme", s)));
+      await store.audit.insertMany([4, 5].map((s) => auditEvent("acme", s)));
       expect((await store.audit.listChain("acme", "w1", 0, 10)).map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5]);
       expect((await store.audit.listChain("acme", "w1", 2, 2)).map((e) => e.sequence)).toEqual([3, 4]);
+      expect((await store.audit.listChain("acme", "w1", 4, 10)).map((e) => e.sequence)).toEqual([5]);
+      expect(await store.audit.listChain("acme", "w1", 5, 10)).toEqual([]);
       expect(await store.audit.listChain("acme", "w2", 0, 10)).toEqual([]);
       expect(await store.audit.head("acme", "w2")).toBe(0);
-      await store.audit.insertMany([auditEvent("acme", 6)]);
+      expect(await store.audit.head("acme", "w1")).toBe(5);
+      await store.audit.insertMany([6, 7].map((s) => auditEvent("acme", s)));
       expect(await store.audit.head("acme", "w1")).toBe(7);
     });
 
@@ -216,10 +232,10 @@ describe.each(STORE_BACKENDS)("store contract: $name", (backend) => {
     });
 
     it("scans every event of one tenant", async () => {
-      await store.audit.insertMany([auditEvent("acme", 1), auditEvent("beta", 1), auditEvent("acme", 2, { writer: "w2" })]);
+      await store.audit.insertMany([auditEvent("acme", 1), auditEvent("beta", 1), auditEvent("acme", 1, { writer: "w2" })]);
       const seen: string[] = [];
       for await (const e of store.audit.scan("acme")) seen.push(`${e.writer}/${e.sequence}`);
-      expect(seen.sort()).toEqual(["w1/1", "w2/2"]);
+      expect(seen.sort()).toEqual(["w1/1", "w2/1"]);
     });
   });
 

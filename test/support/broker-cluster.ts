@@ -16,6 +16,7 @@ import { runCli, startBrokerProcess, type BrokerProcess } from "./broker-process
 import { freePort } from "./free-port.js";
 import { startPrivateDatabase, type PrivateDatabase } from "./private-database.js";
 import { testProviderFile } from "./test-provider.js";
+import { storedAuditEvents } from "./audit-documents.js";
 
 /**
  * Several `capvault serve` processes on one private FerretDB (which a test may kill, restart or stall), sharing one
@@ -117,8 +118,7 @@ export async function startBrokerCluster(options: { brokers: number; env?: NodeJ
     capabilities: (i) => capabilityClients[i],
     admin: (i) => adminClients[i],
     async auditEvents() {
-      const docs = await reader.db("capvault").collection("audit_events").find({ tenant: "acme" }).toArray();
-      return docs.map(({ _id, ...e }) => e as unknown as AuditRecord);
+      return storedAuditEvents(reader.db("capvault"), (e) => e.tenant === "acme");
     },
     async close() {
       for (const c of [...capabilityClients, ...adminClients]) c.close();

@@ -1,5 +1,7 @@
 import type { AuditRecord, AuditWriterRecord } from "../records.js";
+import { CapvaultError } from "../../errors/capvault-error.js";
 import type { AuditRepository } from "../repositories.js";
+import { sameEvent } from "../same-audit-event.js";
 
 const key = (tenant: string, writer: string, sequence: number) => `${tenant}\u0000${writer}\u0000${sequence}`;
 
@@ -33,21 +35,40 @@ export class MemoryAudit implements AuditRepository {
       .map((w) => ({ ...w }));
   }
 
+  /** All or nothing per chain, as in MongoDB: events already stored are skipped; the rest must continue the chain. */
   async insertMany(events: AuditRecord[]): Promise<void> {
-    let duplicate: AuditRecord | undefined;
+    const byChain = new Map<string, AuditRecord[]>();
     for (const e of events) {
-      const k = key(e.tenant, e.writer, e.sequence);
-      if (this.events.has(k)) {
-        duplicate ??= e;
+      const chain = `${e.tenant}\u0000${e.writer}`;
+      const list = byChain.get(chain);
+      if (list) list.push(e);
+      else byChain.set(chain, [e]);
+    }
+    let failure: CapvaultError | undefined;
+    for (const [chain, list] of byChain) {
+      const head = this.heads.get(chain) ?? 0;
+      const conflicting = list.find((e) => {
+        const stored = e.sequence <= head ? this.events.get(key(e.tenant, e.writer, e.sequence)) : undefined;
+        return stored !== undefined && !sameEvent(fromJson(stored), e);
+      });
+      const fresh = list.filter((e) => e.sequence > head).sort((a, b) => a.sequence - b.sequence);
+      if (conflicting) {
+        failure ??= new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${conflicting.writer}/${conflicting.sequence}`);
         continue;
       }
-      this.events.set(k, JSON.stringify({ ...e, time: e.time.getTime() }));
-      this.order.push(k);
-      const chain = `${e.tenant}\u0000${e.writer}`;
-      this.heads.set(chain, Math.max(this.heads.get(chain) ?? 0, e.sequence));
+      if (fresh.some((e, i) => e.sequence !== head + 1 + i)) {
+        failure ??= new CapvaultError("AUDIT_WRITE_FAILED", `audit events of ${list[0].writer} do not continue its chain at ${head + 1}`);
+        continue;
+      }
+      for (const e of fresh) {
+        const k = key(e.tenant, e.writer, e.sequence);
+        this.events.set(k, JSON.stringify({ ...e, time: e.time.getTime() }));
+        this.order.push(k);
+      }
+      if (fresh.length) this.heads.set(chain, fresh[fresh.length - 1].sequence);
     }
     this.trim();
-    if (duplicate) throw Object.assign(new Error(`audit event ${duplicate.writer}/${duplicate.sequence} is already stored`), { code: 11000 });
+    if (failure) throw failure;
   }
 
   async get(tenant: string, writer: string, sequence: number): Promise<AuditRecord | undefined> {

@@ -6,7 +6,9 @@ export const COLLECTIONS = {
   connections: "connections",
   revocations: "revocations",
   revocationLog: "revocation_log",
+  /** Audit events one document per event: written by versions before segments, now only read. */
   audit: "audit_events",
+  auditSegments: "audit_segments",
   auditWriters: "audit_writers",
   leases: "leases",
   dataKeys: "data_keys",
