@@ -42,9 +42,9 @@ interface Waiting {
  *
  * Group commit: callers reserve() a slot before acting (refused when the queue is full or the database is failing),
  * then commit() their event; everything committed while one batch is being written goes out as the next batch, and
- * each caller's promise resolves when its batch is acknowledged. Every event is stored under its own key, so a retry
- * after any failure is idempotent: the writer reads back what is actually stored and inserts only what is missing,
- * whatever the server did with a partly failed batch.
+ * each caller's promise resolves when its batch is acknowledged. Every event's place (tenant, writer, sequence) is
+ * fixed when it is chained, so a retry after any failure is idempotent: the writer reads back what is actually stored
+ * and stores only what is missing, whatever the server did with a failed write.
  */
 export class AuditLog {
   readonly writer: string;
