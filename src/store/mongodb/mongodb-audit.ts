@@ -21,6 +21,8 @@ type WriterDoc = AuditWriterRecord & { _id: string };
 /** Where a segment sits in its chain: all a search needs, and never changes once stored. */
 type SegmentBounds = Pick<SegmentDocument, "segment" | "first" | "count">;
 
+/** How many segments a page reads at once. */
+const LOOKUP_CONCURRENCY = 16;
 /** Segment bounds remembered per process (a search's probes); cleared when full. */
 const BOUNDS_CACHE_LIMIT = 50_000;
 
@@ -137,12 +139,20 @@ export class MongoAudit implements AuditRepository {
     const holder = await this.segmentHolding(tenant, writer, afterSequence + 1);
     if (holder === "legacy") return this.legacyChain(tenant, writer, afterSequence, limit);
     const out: AuditRecord[] = [];
-    for (let segment = holder?.segment; segment !== undefined && out.length < limit; segment++) {
-      const doc = await this.segments.findOne({ _id: segmentDocumentId(tenant, writer, segment) });
-      if (!doc) break;
-      for (const e of decodeSegment(doc)) {
-        if (e.sequence > afterSequence && out.length < limit) out.push(e);
+    if (!holder) return out;
+    // Segments of a trail written under little load hold one event each: read the next ones a window at a time.
+    for (let segment = holder.segment; out.length < limit; ) {
+      const window = Math.min(LOOKUP_CONCURRENCY, Math.ceil((limit - out.length) / Math.max(1, holder.count)));
+      const docs = await Promise.all(
+        Array.from({ length: window }, (_, i) => this.segments.findOne({ _id: segmentDocumentId(tenant, writer, segment + i) })),
+      );
+      for (const doc of docs) {
+        if (!doc) return out;
+        for (const e of decodeSegment(doc)) {
+          if (e.sequence > afterSequence && out.length < limit) out.push(e);
+        }
       }
+      segment += window;
     }
     return out;
   }
