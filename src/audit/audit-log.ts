@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { AuditRecord } from "../store/records.js";
 import type { AuditRepository } from "../store/repositories.js";
+import { groupByChain } from "../store/audit-chains.js";
+import { sameEvent } from "../store/same-audit-event.js";
 import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "./audit-event.js";
 
 export interface AuditLogOptions {
@@ -202,16 +204,24 @@ export class AuditLog {
     this.writeStartedAt = undefined;
   }
 
+  /** What of these events is not stored: one read per chain (a batch is one run of sequences in each chain). */
   private async notStored(records: AuditRecord[]): Promise<AuditRecord[]> {
-    const stored = await Promise.all(records.map((r) => this.repository.get(r.tenant, r.writer, r.sequence)));
-    return records.filter((record, i) => {
-      const found = stored[i];
-      if (found && found.hash !== record.hash) {
+    const missing: AuditRecord[] = [];
+    for (const chain of groupByChain(records)) {
+      const { tenant, writer } = chain[0];
+      const first = chain[0].sequence;
+      const stored = await this.repository.listChain(tenant, writer, first - 1, chain[chain.length - 1].sequence - first + 1);
+      const bySequence = new Map(stored.map((e) => [e.sequence, e]));
+      for (const record of chain) {
+        const found = bySequence.get(record.sequence);
         // Only this process writes under its writer id: a different event at this key means two processes share one.
-        throw new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${record.writer}/${record.sequence}`);
+        if (found && !sameEvent(found, record)) {
+          throw new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${record.writer}/${record.sequence}`);
+        }
+        if (!found) missing.push(record);
       }
-      return !found;
-    });
+    }
+    return missing;
   }
 
   private async untilDone(operation: () => Promise<void>): Promise<void> {

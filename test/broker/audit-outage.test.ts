@@ -32,12 +32,15 @@ function rpc<Res>(invoke: (md: Metadata, options: { deadline: number }, cb: (e: 
 const verify = (broker: number) =>
   rpc<VerifyAuditResponse>((md, o, cb) => cluster.admin(broker).verifyAudit({ tenant: cluster.tenant }, md, o, cb), 60_000);
 
-/** The proxy events of these paths, once the trail has stopped growing (brokers finish storing queued events). */
+/**
+ * Every audit event, once the brokers have stored what they queued: both SERVING (no write failing) and the trail
+ * unchanged across two reads a second apart.
+ */
 async function settledEvents(): Promise<AuditRecord[]> {
   let previous = -1;
   for (let i = 0; i < 120; i++) {
     const events = await cluster.auditEvents();
-    if (events.length === previous) return events;
+    if (events.length === previous && (await health(0)) === 0 && (await health(1)) === 0) return events;
     previous = events.length;
     await sleep(1000);
   }
@@ -128,7 +131,7 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
     await sleep(5000);
     const results = await load.stop();
     expect(healthDuringOutage, "health says NOT_SERVING while the database is down").not.toBe(0);
-    expect(await health(0), "and SERVING again once it is back").toBe(0);
+    expect(await health(0), `and SERVING again once it is back; broker 0 said:\n${brokerWarnings(0)}`).toBe(0);
 
     const events = await settledEvents();
     const counts = countByPath(events);
@@ -139,7 +142,7 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
     const okWithoutEvent = answeredOk.filter((r) => counts.get(r.path) !== 1);
     expect(okWithoutEvent, "every call answered OK has its event").toEqual([]);
     const sentWithoutEvent = upstreamPaths("/repos/acme/load/").filter((p) => counts.get(p) !== 1);
-    expect(sentWithoutEvent, "every request that reached the upstream has exactly one event").toEqual([]);
+    expect(sentWithoutEvent, `every request that reached the upstream has exactly one event; the brokers said:\n${brokerWarnings(0)}\n${brokerWarnings(1)}`).toEqual([]);
     const refusedDuringOutage = results.filter((r) => !r.ok);
     expect(refusedDuringOutage.length).toBeGreaterThan(0);
     console.log(`[audit-outage] ${answeredOk.length} calls answered OK, ${refusedDuringOutage.length} refused (${summarize(refusedDuringOutage)})`);
@@ -154,12 +157,18 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
     const results = await load.stop();
     const answeredOk = results.filter((r) => r.ok);
     console.log(`[audit-outage] SIGKILL: ${answeredOk.length} calls answered OK, ${results.length - answeredOk.length} failed (${summarize(results.filter((r) => !r.ok))})`);
-    expect(answeredOk.length).toBeGreaterThan(20);
+    expect(answeredOk.length, `broker 1 said:\n${brokerWarnings(1)}`).toBeGreaterThan(20);
     const counts = countByPath(await cluster.auditEvents());
     expect(answeredOk.filter((r) => counts.get(r.path) !== 1)).toEqual([]);
     expect(await verify(0)).toMatchObject({ ok: true, problem: "" });
   }, 60_000);
 });
+
+/** The broker's warnings and errors (readiness changes, failed writes): what a failure message needs. */
+function brokerWarnings(broker: number): string {
+  const lines = cluster.brokers[broker].stderr().split("\n").filter((l) => /"level":(40|50|60)|ready again/.test(l));
+  return lines.slice(-15).join("\n");
+}
 
 /** `capvault health` against a broker: exit 0 only when SERVING. */
 async function health(broker: number): Promise<number | null> {

@@ -1,6 +1,7 @@
 import type { AuditRecord, AuditWriterRecord } from "../records.js";
 import { CapvaultError } from "../../errors/capvault-error.js";
 import type { AuditRepository } from "../repositories.js";
+import { groupByChain } from "../audit-chains.js";
 import { sameEvent } from "../same-audit-event.js";
 
 const key = (tenant: string, writer: string, sequence: number) => `${tenant}\u0000${writer}\u0000${sequence}`;
@@ -37,21 +38,15 @@ export class MemoryAudit implements AuditRepository {
 
   /** All or nothing per chain, as in MongoDB: events already stored are skipped; the rest must continue the chain. */
   async insertMany(events: AuditRecord[]): Promise<void> {
-    const byChain = new Map<string, AuditRecord[]>();
-    for (const e of events) {
-      const chain = `${e.tenant}\u0000${e.writer}`;
-      const list = byChain.get(chain);
-      if (list) list.push(e);
-      else byChain.set(chain, [e]);
-    }
     let failure: CapvaultError | undefined;
-    for (const [chain, list] of byChain) {
+    for (const list of groupByChain(events)) {
+      const chain = `${list[0].tenant}\u0000${list[0].writer}`;
       const head = this.heads.get(chain) ?? 0;
       const conflicting = list.find((e) => {
         const stored = e.sequence <= head ? this.events.get(key(e.tenant, e.writer, e.sequence)) : undefined;
         return stored !== undefined && !sameEvent(fromJson(stored), e);
       });
-      const fresh = list.filter((e) => e.sequence > head).sort((a, b) => a.sequence - b.sequence);
+      const fresh = list.filter((e) => e.sequence > head);
       if (conflicting) {
         failure ??= new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${conflicting.writer}/${conflicting.sequence}`);
         continue;

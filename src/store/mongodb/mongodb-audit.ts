@@ -2,6 +2,7 @@ import type { Collection, Db } from "mongodb";
 import { CapvaultError } from "../../errors/capvault-error.js";
 import type { AuditRecord, AuditWriterRecord } from "../records.js";
 import type { AuditRepository } from "../repositories.js";
+import { groupByChain } from "../audit-chains.js";
 import { sameEvent } from "../same-audit-event.js";
 import { decodeSegment, encodeSegment, segmentDocumentId, type SegmentDocument } from "./audit-segments.js";
 import { COLLECTIONS, insertOnce } from "./collections.js";
@@ -68,14 +69,7 @@ export class MongoAudit implements AuditRepository {
 
   /** Each chain's events go out as one new segment: one atomic insert per chain, whatever the server. */
   async insertMany(events: AuditRecord[]): Promise<void> {
-    const byChain = new Map<string, AuditRecord[]>();
-    for (const e of events) {
-      const k = chainKey(e.tenant, e.writer);
-      const chain = byChain.get(k);
-      if (chain) chain.push(e);
-      else byChain.set(k, [e]);
-    }
-    const results = await Promise.allSettled([...byChain.values()].map((chain) => this.append(chain)));
+    const results = await Promise.allSettled(groupByChain(events).map((chain) => this.append(chain)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
   }
@@ -87,7 +81,7 @@ export class MongoAudit implements AuditRepository {
     // A retry after an unanswered write: what that write stored is not stored again (and must be what we hold).
     const stored = events.filter((e) => e.sequence < tail.next);
     await this.expectStored(stored);
-    const fresh = events.filter((e) => e.sequence >= tail.next).sort((a, b) => a.sequence - b.sequence);
+    const fresh = events.filter((e) => e.sequence >= tail.next);
     if (!fresh.length) return;
     if (fresh.some((e, i) => e.sequence !== tail.next + i)) {
       throw new CapvaultError("AUDIT_WRITE_FAILED", `audit events of ${writer} do not continue its chain at ${tail.next}`);
@@ -102,9 +96,14 @@ export class MongoAudit implements AuditRepository {
     this.tails.set(k, { segment: doc.segment, next: doc.first + doc.count });
   }
 
+  /** Events of one chain, in sequence order, that must already be stored as they are: one read of their run. */
   private async expectStored(events: AuditRecord[]): Promise<void> {
+    if (!events.length) return;
+    const { tenant, writer, sequence: first } = events[0];
+    const stored = await this.listChain(tenant, writer, first - 1, events[events.length - 1].sequence - first + 1);
+    const bySequence = new Map(stored.map((e) => [e.sequence, e]));
     for (const e of events) {
-      const found = await this.get(e.tenant, e.writer, e.sequence);
+      const found = bySequence.get(e.sequence);
       if (!found || !sameEvent(found, e)) {
         throw new CapvaultError("AUDIT_WRITE_FAILED", `another event is stored at ${e.writer}/${e.sequence}`);
       }
