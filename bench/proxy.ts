@@ -36,12 +36,12 @@ import { join, relative, resolve } from "node:path";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { Agent } from "undici";
 import { ProxyServiceClient, type ProxyResponse } from "../src/gen/capvault/v1/proxy.js";
-import { BLOCK_2, BLOCK_3, CLIENT_ID_ENV, CLIENT_SECRET_ENV, distinctTokens, Operator, writeCatalog } from "./support/capvault-setup.js";
+import { BLOCK_2, BLOCK_3, CLIENT_ID_ENV, EIGHT_BLOCKS, CLIENT_SECRET_ENV, distinctTokens, Operator, writeCatalog } from "./support/capvault-setup.js";
 import { drive, median, summarize, type Summary } from "./support/load.js";
 import type { PeersReady } from "./support/peers.js";
 import { FIXTURES, REPO_ROOT } from "./support/paths.js";
 import { freePort } from "../test/support/free-port.js";
-import { cpuSecondsOf, rssOf, startBrokerProcess, startHelper, type Child } from "./support/processes.js";
+import { cpuSecondsOf, rssOf, threadIdsOf, startBrokerProcess, startHelper, type Child } from "./support/processes.js";
 
 // ---- options ----------------------------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
@@ -84,25 +84,53 @@ const CONCURRENCIES = [1, 64] as const;
 const PATH = "/repos/acme/widgets/issues";
 const QUERY = [{ name: "state", value: "open" }];
 
-type VariantKey = "a" | "b" | "c" | "d";
+/** Agent traffic: (e)-(k) send a distinct path on every call (never repeated in the run), as agents do. */
+const DISTINCT_PREFIX = "/repos/acme/widgets/issues/";
+/** The JSON body of (j) and (k), under the body caveat `state` in {open, closed}. */
+const POST_BODY = Buffer.from(JSON.stringify({ title: "bench issue", state: "open", labels: ["bench"] }));
+/** Calls per sub-agent token in (i). */
+const CALLS_PER_SUB_AGENT = 50;
+
+type VariantKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i" | "j" | "k";
 const VARIANTS: Record<VariantKey, string> = {
   a: "(a) direct undici",
   b: "(b) floor relay",
   c: "(c) capvault, warm token",
   d: "(d) capvault, first-seen",
+  e: "(e) floor relay, distinct",
+  f: "(f) distinct, 1 block",
+  g: "(g) distinct, 3 blocks",
+  h: "(h) distinct, 8 blocks",
+  i: "(i) sub-agent/50, distinct",
+  j: "(j) relay, POST body",
+  k: "(k) POST body caveat",
 };
+/** The floor relay variant each capvault variant is compared with (the same requests, no checks). */
+const REFERENCE: Partial<Record<VariantKey, VariantKey>> = { c: "b", d: "b", f: "e", g: "e", h: "e", i: "e", k: "j" };
 const ONLY = value("--variants");
-const ORDER: VariantKey[] = (["a", "b", "c", "d"] as const).filter((v) => !ONLY || ONLY.includes(v));
-if (ORDER.length === 0) throw new Error("--variants needs some of a, b, c, d");
+const ALL: VariantKey[] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"];
+const ORDER: VariantKey[] = ALL.filter((v) => !ONLY || ONLY.includes(v));
+if (ORDER.length === 0) throw new Error(`--variants needs some of ${ALL.join(", ")}`);
+/** --decision-cache off: the broker runs with capabilities.decisionCacheSize 0 (no target may rest on it). */
+const DECISION_CACHE = value("--decision-cache") ?? "on";
+if (DECISION_CACHE !== "on" && DECISION_CACHE !== "off") throw new Error("--decision-cache must be on or off");
+/** --runtime native|wasm|auto: the broker's capabilities.runtime (default auto: native when built). */
+const RUNTIME = value("--runtime") ?? "auto";
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-function grpcProxyCall(client: ProxyServiceClient, connection: string, token: string): Promise<void> {
+function grpcProxyCall(
+  client: ProxyServiceClient,
+  connection: string,
+  token: string,
+  request: { method: string; path: string; body?: Buffer } = { method: "GET", path: PATH },
+): Promise<void> {
   const md = new Metadata();
   md.set("authorization", `Bearer ${token}`);
+  const headers = request.body ? [{ name: "content-type", value: "application/json" }] : [];
   return new Promise((resolve, reject) =>
     client.proxy(
-      { request: { connection, method: "GET", path: PATH, query: QUERY, headers: [], body: Buffer.alloc(0) } },
+      { request: { connection, method: request.method, path: request.path, query: QUERY, headers, body: request.body ?? Buffer.alloc(0) } },
       md,
       { deadline: Date.now() + 30_000 },
       (err: ServiceError | null, res: ProxyResponse) => {
@@ -144,6 +172,8 @@ async function main(): Promise<void> {
 
     const baseEnv: NodeJS.ProcessEnv = {
       CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: "true",
+      CAPVAULT_CAPABILITY_RUNTIME: RUNTIME,
+      ...(DECISION_CACHE === "off" ? { CAPVAULT_DECISION_CACHE_SIZE: "0" } : {}),
       CAPVAULT_LOG_LEVEL: "warn",
       [CLIENT_ID_ENV]: peers.ready.clientId,
       [CLIENT_SECRET_ENV]: peers.ready.clientSecret,
@@ -184,9 +214,20 @@ async function main(): Promise<void> {
       warm = await operator.attenuate(warm, BLOCK_3);
       return { broker, operator, connection, warm, label };
     };
+    /** Warm tokens of 1 and 8 blocks, and the POST token (GET and POST, a body caveat): (f), (h), (k). */
+    const agentTokens = async (operator: Operator, connection: string) => {
+      const one = await operator.mint(connection, "agent-1-block");
+      let eight = await operator.mint(connection, "agent-8-blocks");
+      for (const restriction of EIGHT_BLOCKS) eight = await operator.attenuate(eight, restriction);
+      let post = await operator.mint(connection, "agent-post", ["GET", "POST"]);
+      post = await operator.attenuate(post, BLOCK_2);
+      post = await operator.attenuate(post, { methods: ["POST"], body: [{ name: "state", values: ["open", "closed"] }] });
+      return { one, eight, post };
+    };
     const capvault = await startCapvault(STORE);
     const { broker, operator, connection, warm } = capvault;
     const storeLabel = capvault.label;
+    const agents = await agentTokens(operator, connection);
 
     log("starting the floor relay process");
     const relay = await startHelper<{ address: string }>("bench/support/floor-relay.ts", [origin, join(dir, "ca.pem")], nodeArgs);
@@ -198,6 +239,15 @@ async function main(): Promise<void> {
     const tg0 = performance.now();
     const fresh = dNeeded === 0 ? [] : await distinctTokens(operator, connection, dNeeded, DIST, (n) => log(`  ${n} / ${dNeeded}`));
     log(`  done in ${((performance.now() - tg0) / 1000).toFixed(1)} s`);
+    // (i): an orchestrator's 2-block token, narrowed through the broker's Attenuate RPC for each sub-agent.
+    const orchestrator = await operator.attenuate(await operator.mint(connection, "orchestrator"), BLOCK_2);
+    const subAgentsNeeded = ORDER.includes("i")
+      ? Math.ceil((WARMUP_1 + WARMUP_64 + ROUNDS * (CALLS_1 + CALLS_64)) / CALLS_PER_SUB_AGENT) + 1
+      : 0;
+    log(`attenuating ${subAgentsNeeded} sub-agent tokens from the orchestrator's (Attenuate RPC)`);
+    const subAgents: string[] = [];
+    for (let n = 0; n < subAgentsNeeded; n++) subAgents.push(await operator.attenuate(orchestrator, BLOCK_3));
+    let subAgentCalls = 0;
     operator.close();
     if (new Set(fresh).size !== fresh.length) throw new Error("pre-generated tokens are not distinct");
     let freshCursor = 0;
@@ -209,6 +259,9 @@ async function main(): Promise<void> {
     const brokerClient = new ProxyServiceClient(broker.address, credentials.createInsecure());
     cleanups.push(async () => (relayClient.close(), brokerClient.close()));
     const directPath = `${PATH}?${QUERY.map((q) => `${q.name}=${q.value}`).join("&")}`;
+    let distinct = 0;
+    const distinctGet = () => ({ method: "GET", path: `${DISTINCT_PREFIX}${distinct++}` });
+    const distinctPost = () => ({ method: "POST", path: `${DISTINCT_PREFIX}${distinct++}/comments`, body: POST_BODY });
 
     const calls: Record<VariantKey, () => Promise<void>> = {
       a: async () => {
@@ -223,10 +276,24 @@ async function main(): Promise<void> {
         if (token === undefined) throw new Error("ran out of pre-generated tokens");
         return grpcProxyCall(brokerClient, connection, token);
       },
+      e: () => grpcProxyCall(relayClient, connection, warm, distinctGet()),
+      f: () => grpcProxyCall(brokerClient, connection, agents.one, distinctGet()),
+      g: () => grpcProxyCall(brokerClient, connection, warm, distinctGet()),
+      h: () => grpcProxyCall(brokerClient, connection, agents.eight, distinctGet()),
+      i: () => {
+        const token = subAgents[Math.floor(subAgentCalls++ / CALLS_PER_SUB_AGENT)];
+        if (token === undefined) throw new Error("ran out of sub-agent tokens");
+        return grpcProxyCall(brokerClient, connection, token, distinctGet());
+      },
+      j: () => grpcProxyCall(relayClient, connection, agents.post, distinctPost()),
+      k: () => grpcProxyCall(brokerClient, connection, agents.post, distinctPost()),
     };
 
     // The process that serves each variant (its CPU is charged to the variant; (a) has none of its own).
-    const server: Record<VariantKey, number | undefined> = { a: undefined, b: relay.pid, c: broker.pid, d: broker.pid };
+    const server: Record<VariantKey, number | undefined> = {
+      a: undefined, b: relay.pid, c: broker.pid, d: broker.pid, e: relay.pid, f: broker.pid, g: broker.pid,
+      h: broker.pid, i: broker.pid, j: relay.pid, k: broker.pid,
+    };
 
     /**
      * Wait until the broker and the relay are idle (under 10% of a core over a 200 ms window): work a segment left
@@ -306,9 +373,11 @@ async function main(): Promise<void> {
       // not a git checkout
     }
     p(`capvault Proxy bench — ${new Date().toISOString()}, commit ${commit}, node ${process.version}, ${availableParallelism()} cores (${cpuModel})`);
-    p(`store: ${storeLabel}`);
+    p(`store: ${storeLabel}; capability runtime: ${RUNTIME}${RUNTIME === "auto" ? " (native when built)" : ""}; decision cache: ${DECISION_CACHE}`);
     p(`${ROUNDS} rounds x (${CALLS_1} calls at concurrency 1, ${CALLS_64} at 64; (d) ${CALLS_64_D} at 64) per variant, rotating order, servers idle before each; medians across rounds`);
     p(`upstream: HTTPS on loopback in its own process, ~70-byte JSON body; client: this process, one gRPC channel per server`);
+    p(`(e)-(k): a distinct path on every call, never repeated; (i) a new sub-agent token (Attenuate RPC) every ${CALLS_PER_SUB_AGENT} calls;`);
+    p(`(k) POST with a ${POST_BODY.length}-byte JSON body under a body caveat; (c) and (d) repeat one request (the historical workload)`);
     p();
     const built = statSync(join(DIST, "cli", "main.js")).mtime.toISOString();
     p(`build: ${relative(REPO_ROOT, DIST) || "."} (built ${built}); load average ${loadStart.map((l) => l.toFixed(2)).join(" ")} at start`);
@@ -345,25 +414,40 @@ async function main(): Promise<void> {
     const sustained = (s: Measured) => s.sustained;
     const verdict = (ok: boolean) => (ok ? "meets" : "MISSES");
     p();
-    if (has("c@1", "b@1")) {
-      const r = ratio("c@1", "b@1", p50);
-      p(`p50 (c)/(b) at concurrency 1:                ${r.toFixed(2)}  ${verdict(r <= 1.3)} target <= 1.30  ${perRound("c@1", "b@1", p50)}`);
-    }
-    if (has("c@64", "b@64")) {
-      const r = ratio("c@64", "b@64", rate);
-      p(`calls/s (c)/(b) at concurrency 64:           ${r.toFixed(2)}  ${verdict(r >= 0.7)} target >= 0.70  ${perRound("c@64", "b@64", rate)}`);
-      const rs = ratio("c@64", "b@64", sustained);
-      p(`sustained calls/s (c)/(b) at concurrency 64: ${rs.toFixed(2)}  ${verdict(rs >= 0.7)} target >= 0.70  ${perRound("c@64", "b@64", sustained)}`);
+    const line = (label: string, value: number, target?: { max?: number; min?: number }, extra = "") => {
+      const verdictText = target
+        ? `${verdict(target.max !== undefined ? value <= target.max : value >= (target.min ?? 0))} target ${target.max !== undefined ? `<= ${target.max.toFixed(2)}` : `>= ${target.min!.toFixed(2)}`}`
+        : "";
+      p(`${label.padEnd(52)} ${value.toFixed(2).padStart(5)}  ${verdictText.padEnd(22)} ${extra}`.trimEnd());
+    };
+    const cpu = (s: Measured) => s.cpuMs ?? NaN;
+    const mainCpu = (s: Measured) => s.mainCpuMs ?? NaN;
+    const targets: Partial<Record<VariantKey, { p50?: number; rate?: number; cpu?: number }>> = {
+      c: { p50: 1.3, rate: 0.7 },
+      d: { p50: 2.5 },
+      g: { p50: 1.5, rate: 0.6, cpu: 2 },
+      i: { p50: 1.5, rate: 0.6 },
+    };
+    p("against the floor relay serving the same requests (capvault / relay):");
+    for (const v of ORDER) {
+      const ref = REFERENCE[v];
+      if (!ref || !has(`${v}@1`, `${ref}@1`, `${v}@64`, `${ref}@64`)) continue;
+      const t = targets[v] ?? {};
+      const name = `${VARIANTS[v]} / ${VARIANTS[ref].replace(/^\(.\) /, "")}`;
+      line(`${name}: p50 at c=1`, ratio(`${v}@1`, `${ref}@1`, p50), t.p50 ? { max: t.p50 } : undefined, perRound(`${v}@1`, `${ref}@1`, p50));
+      line(`${name}: calls/s at c=64`, ratio(`${v}@64`, `${ref}@64`, rate), t.rate ? { min: t.rate } : undefined, perRound(`${v}@64`, `${ref}@64`, rate));
+      if (v === "c") line(`${name}: sustained calls/s at c=64`, ratio(`${v}@64`, `${ref}@64`, sustained), { min: 0.7 }, perRound(`${v}@64`, `${ref}@64`, sustained));
+      line(`${name}: server CPU per call at c=64`, ratio(`${v}@64`, `${ref}@64`, cpu), t.cpu ? { max: t.cpu } : undefined,
+        `(main thread ${ratio(`${v}@64`, `${ref}@64`, mainCpu).toFixed(2)})`);
     }
     if (has("d@1", "c@1")) p(`p50 (d)/(c) at concurrency 1:                ${ratio("d@1", "c@1", p50).toFixed(2)}  ${perRound("d@1", "c@1", p50)}`);
-    if (has("d@64", "c@64")) p(`calls/s (d)/(c) at concurrency 64:           ${ratio("d@64", "c@64", rate).toFixed(2)}  ${perRound("d@64", "c@64", rate)}`);
     if (has("b@1", "a@1")) p(`p50 (b)/(a) at concurrency 1:                ${ratio("b@1", "a@1", p50).toFixed(2)}  (what gRPC and a second process hop cost)`);
     console.log(out.splice(0).join("\n"));
 
     // ---- RSS flatness ----
     if (!SKIP_RSS) {
       let rssBroker = broker;
-      let rssCall = calls.c;
+      let rssCall = calls.g;
       let rssLabel = storeLabel;
       let rssWarmup = 0;
       if (RSS_STORE !== STORE) {
@@ -375,7 +459,7 @@ async function main(): Promise<void> {
         const client = new ProxyServiceClient(second.broker.address, credentials.createInsecure());
         cleanups.push(async () => client.close());
         rssBroker = second.broker;
-        rssCall = () => grpcProxyCall(client, second.connection, second.warm);
+        rssCall = () => grpcProxyCall(client, second.connection, second.warm, distinctGet());
         rssLabel = second.label;
         // The first broker had served the warm-up and every round before its RSS phase; bring this one to a comparable
         // state (JIT, pools, a grown heap) so that the 10k sample is not taken in the middle of start-up growth.
@@ -384,8 +468,9 @@ async function main(): Promise<void> {
         rssWarmup = RSS_WARMUP;
         await quiesce([rssBroker.pid]);
       }
-      log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token, store: ${rssLabel}), at most ${RSS_MAX_SECONDS} s`);
+      log(`RSS: ${RSS_CALLS} Proxy calls at concurrency 64 (warm token, distinct paths, store: ${rssLabel}), at most ${RSS_MAX_SECONDS} s`);
       const before = rssOf(rssBroker.pid);
+      const threadsBefore = threadIdsOf(rssBroker.pid);
       let first = 0;
       let mark = performance.now();
       const s = await drive(
@@ -402,6 +487,8 @@ async function main(): Promise<void> {
         RSS_MAX_SECONDS,
       );
       const last = rssOf(rssBroker.pid);
+      // A recycled capability worker is a new thread: count the threads that were not there before the phase.
+      const newThreads = [...threadIdsOf(rssBroker.pid)].filter((t) => !threadsBefore.has(t)).length;
       const drain = await quiesce([rssBroker.pid]);
       const settled = rssOf(rssBroker.pid);
       const done = s.calls;
@@ -413,11 +500,12 @@ async function main(): Promise<void> {
         p(`broker RSS after ${String(RSS_FIRST / 1000).padStart(3)}k calls:       ${mib(first)}`);
         p(`broker RSS after ${String(Math.floor(done / 1000)).padStart(3)}k calls:       ${mib(last)}  (${mib(settled)} once idle, ${drain.toFixed(1)} s later)`);
         p(`RSS ratio ${Math.floor(done / 1000)}k/${RSS_FIRST / 1000}k:                ${r.toFixed(3)}  ${verdict(Math.abs(r - 1) <= 0.2)} target within 20%`);
+        p(`threads started during the phase (recycled workers): ${newThreads}`);
       } else {
         p(`broker RSS after ${done} calls:    ${mib(last)} (fewer than ${RSS_FIRST}: no ratio)`);
       }
       p(
-        `(${done} calls at concurrency 64 with the warm token in ${s.seconds.toFixed(1)} s = ${Math.round(done / s.seconds)}/s; ` +
+        `(${done} calls at concurrency 64 with the warm token, a distinct path each, in ${s.seconds.toFixed(1)} s = ${Math.round(done / s.seconds)}/s; ` +
           `${s.errors} failed${s.firstError ? `, first: ${s.firstError}` : ""}` +
           `${done < RSS_CALLS ? `; STOPPED at the ${RSS_MAX_SECONDS} s cap, short of ${RSS_CALLS}` : ""})`,
       );

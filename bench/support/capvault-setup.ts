@@ -90,11 +90,12 @@ export class Operator {
     return begun.connectionId;
   }
 
-  /** Mint a 1-block agent capability for GET under /repos/acme/ on `connection`. */
-  async mint(connection: string, subject: string): Promise<string> {
+  /** Mint a 1-block agent capability for `methods` (GET by default) under /repos/acme/ on `connection`. */
+  async mint(connection: string, subject: string, methods: string[] = ["GET"]): Promise<string> {
+    const grants = methods.map((method) => ({ connection, method, pathPrefix: "/repos/acme/" }));
     const res = await unaryCall<MintResponse>((cb) =>
       this.capabilities.mint(
-        { tenant: TENANT, subject, grants: [{ connection, method: "GET", pathPrefix: "/repos/acme/" }], ttl: { seconds: 4 * 3600, nanos: 0 }, operator: false },
+        { tenant: TENANT, subject, grants, ttl: { seconds: 4 * 3600, nanos: 0 }, operator: false },
         this.md(),
         cb,
       ),
@@ -128,6 +129,17 @@ export class Operator {
 /** The two restrictions that make a 3-block token (both still allow GET /repos/acme/widgets/issues). */
 export const BLOCK_2: Partial<Restriction> = { pathPrefix: "/repos/acme/widgets/" };
 export const BLOCK_3: Partial<Restriction> = { methods: ["GET", "HEAD"], ttl: { seconds: 3 * 3600, nanos: 0 } };
+
+/** Seven restrictions that make an 8-block token, each a real narrowing an orchestration chain would add. */
+export const EIGHT_BLOCKS: Array<Partial<Restriction>> = [
+  { pathPrefix: "/repos/acme/" },
+  BLOCK_2,
+  { methods: ["GET", "HEAD", "POST"] },
+  BLOCK_3,
+  { pathPrefix: "/repos/acme/widgets/issues/" },
+  { ttl: { seconds: 2 * 3600, nanos: 0 } },
+  { methods: ["GET"], ttl: { seconds: 3600, nanos: 0 } },
+];
 
 /**
  * `count` distinct 3-block tokens: each minted by the broker (Mint RPC, a distinct subject), then attenuated twice

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { CLI, REPO_ROOT } from "./paths.js";
 
 /** A child process of the bench, stopped with SIGTERM (then SIGKILL after a grace period). */
@@ -95,6 +95,11 @@ export function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   if (!m) throw new Error(`no VmRSS for process ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+/** The ids of a process's threads now (/proc/<pid>/task). */
+export function threadIdsOf(pid: number): Set<string> {
+  return new Set(readdirSync(`/proc/${pid}/task`));
 }
 
 /** CPU time (user + system) a process (all its threads), or one of its threads, has used so far, in seconds. */

@@ -55,7 +55,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     onWriteError: (err) => logger.error({ err }, "audit write failed; retrying"),
   });
 
-  const caps = new Capabilities();
+  const caps = new Capabilities({ runtime: config.capabilities.runtime, decisionCacheSize: config.capabilities.decisionCacheSize });
   await caps.ready();
   const keys = await RootKeyRing.open(store, vault);
   const revocations = new RevocationPoller(store.revocations, {
@@ -152,7 +152,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     });
     devOperatorToken = minted.token;
   }
-  logger.info({ grpc: grpc.address, http: callback.url, store: store.kind, policies: policies?.statements.length ?? 0 }, "broker listening");
+  logger.info({ grpc: grpc.address, http: callback.url, store: store.kind, policies: policies?.statements.length ?? 0, capabilityRuntime: caps.runtime }, "broker listening");
 
   let stopping: Promise<void> | undefined;
   return {

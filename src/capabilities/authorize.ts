@@ -7,11 +7,13 @@ import type { CapabilityLimits } from "./limits.js";
 import type { PolicySet } from "./policies.js";
 import type { RevocationSet } from "./revocation-set.js";
 import type { RootPublicKey } from "./root-keys.js";
-import type { AuthorizeJobResult, PolicySetWire } from "./protocol.js";
+import type { AuthorizeJobResult, Job, PolicySetWire } from "./protocol.js";
 import { prepareToken, type PreparedToken } from "./token-input.js";
 import { compileRequest, type CompiledRequest } from "./request-facts.js";
 import type { AccessRequest } from "./vocabulary.js";
-import type { WorkerPool } from "./worker-pool.js";
+
+/** Runs an authorize job: on the native runtime when it is built, in the worker pool otherwise (capabilities.ts). */
+export type AuthorizeRunner = (job: Extract<Job, { kind: "authorize" }>, token: PreparedToken) => Promise<AuthorizeJobResult>;
 
 /** Options of one authorization. */
 export interface AuthorizeOptions {
@@ -47,7 +49,7 @@ export interface AuthorizeOutput {
  * a refusal is returned as `allowed: false` with every denial named (use {@link assertAllowed} to throw instead).
  */
 export async function authorize(
-  pool: WorkerPool,
+  runner: AuthorizeRunner,
   limits: CapabilityLimits,
   token: string,
   request: AccessRequest,
@@ -62,7 +64,7 @@ export async function authorize(
   // its dry run). Operator operations are decided by the operator token alone.
   const policies = compiled.allow === "grant" ? options.policies : undefined;
   const run = () =>
-    pool.run(
+    runner(
       {
         kind: "authorize",
         token: prepared.bytes,
@@ -72,7 +74,7 @@ export async function authorize(
         request: compiled.snippet,
         limits: limits.run,
       },
-      prepared.affinity,
+      prepared,
     );
   const result = await (decisions ? decisions.through(second, decisionKey(prepared, limits, policies, requestKey), run) : run());
   return decisionOf(result, compiled, policies, options);

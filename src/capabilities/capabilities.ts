@@ -1,6 +1,9 @@
 import { attenuate, type AttenuateOutput } from "./attenuate.js";
 import { DecisionCache } from "./decision-cache.js";
-import { authorize, type AuthorizeOptions, type AuthorizeOutput } from "./authorize.js";
+import { authorize, type AuthorizeOptions, type AuthorizeOutput, type AuthorizeRunner } from "./authorize.js";
+import { loadNativeBiscuit } from "./binding/native-loader.js";
+import { NativeAuthorizer } from "./native-authorizer.js";
+import { CapvaultError } from "../errors/capvault-error.js";
 import { inspect, type InspectOutput } from "./inspect.js";
 import { resolveLimits, type CapabilityLimits, type RunLimits } from "./limits.js";
 import { mint, type MintInput, type MintOutput } from "./mint.js";
@@ -15,7 +18,14 @@ export interface CapabilitiesOptions extends WorkerPoolOptions {
   limits?: Partial<Omit<CapabilityLimits, "run">> & { run?: Partial<RunLimits> };
   /** Most authorizer results kept for the current second (decision-cache.ts; default 4096, 0 turns it off). */
   decisionCacheSize?: number;
+  /**
+   * Where authorizations run: "native" (native/capvault-biscuit.node, biscuit-auth through Node-API; an error when it
+   * was not built), "wasm" (@biscuit-auth/biscuit-wasm in the worker pool), or "auto" (native when built; the default).
+   */
+  runtime?: CapabilityRuntime;
 }
+
+export type CapabilityRuntime = "auto" | "native" | "wasm";
 
 /**
  * The capability runtime: mint, attenuate, inspect and authorize Biscuit capabilities, all through a worker pool.
@@ -25,12 +35,27 @@ export class Capabilities {
   readonly limits: CapabilityLimits;
   readonly pool: WorkerPool;
   readonly decisions: DecisionCache;
+  /** The native authorizer, when authorizations run on the native runtime. */
+  readonly native: NativeAuthorizer | undefined;
+  /** The runtime authorizations run on. */
+  readonly runtime: "native" | "wasm";
+  private readonly runAuthorize: AuthorizeRunner;
 
   constructor(options: CapabilitiesOptions = {}) {
-    const { limits, decisionCacheSize, ...poolOptions } = options;
+    const { limits, decisionCacheSize, runtime = "auto", ...poolOptions } = options;
+    const binding = runtime === "wasm" ? undefined : loadNativeBiscuit();
+    if (runtime === "native" && !binding) {
+      throw new CapvaultError("CONFIG_INVALID", "capabilities.runtime is native but the native runtime is not built (node native/build.mjs)");
+    }
     this.limits = resolveLimits(limits);
     this.pool = new WorkerPool(poolOptions);
     this.decisions = new DecisionCache(decisionCacheSize ?? 4096);
+    const native = binding ? new NativeAuthorizer(binding) : undefined;
+    this.native = native;
+    this.runtime = native ? "native" : "wasm";
+    this.runAuthorize = native
+      ? (job, token) => native.authorize(job, token.digest)
+      : (job, token) => this.pool.run(job, token.affinity);
   }
 
   /** Mint a token (see mint.ts). */
@@ -50,7 +75,7 @@ export class Capabilities {
 
   /** Authorize a request (see authorize.ts). */
   authorize(token: string, request: AccessRequest, options: AuthorizeOptions): Promise<AuthorizeOutput> {
-    return authorize(this.pool, this.limits, token, request, options, this.decisions);
+    return authorize(this.runAuthorize, this.limits, token, request, options, this.decisions);
   }
 
   /** Read and validate a directory of organisation policies. */
@@ -68,9 +93,11 @@ export class Capabilities {
     return this.pool.ready();
   }
 
-  /** Pool state and counters. */
+  /** Pool state and counters; completed and failed count authorizations on the native runtime too. */
   stats(): PoolStats {
-    return this.pool.stats();
+    const stats = this.pool.stats();
+    if (!this.native) return stats;
+    return { ...stats, completed: stats.completed + this.native.completed, failed: stats.failed + this.native.failed };
   }
 
   /** Terminate the workers. */

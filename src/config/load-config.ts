@@ -32,6 +32,8 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_AUDIT_COMMIT_TIMEOUT_MS: { path: "audit.commitTimeoutMs", type: "number" },
   CAPVAULT_AUDIT_DEV_MAX_EVENTS: { path: "audit.devMaxEvents", type: "number" },
   CAPVAULT_MAX_REVOCATION_STALENESS_MS: { path: "capabilities.maxRevocationStalenessMs", type: "number" },
+  CAPVAULT_CAPABILITY_RUNTIME: { path: "capabilities.runtime", type: "string" },
+  CAPVAULT_DECISION_CACHE_SIZE: { path: "capabilities.decisionCacheSize", type: "number" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },

@@ -91,9 +91,16 @@ export const configSchema = z
       .object({
         /** Oldest revocation view a broker may decide with; older (database unreachable) refuses with REVOCATIONS_STALE. */
         maxRevocationStalenessMs: z.number().int().min(100).max(3_600_000).default(2_000),
+        /**
+         * Where authorizations run: "native" (biscuit-auth through Node-API, built by `node native/build.mjs`; start-up
+         * fails when it is not built), "wasm" (@biscuit-auth/biscuit-wasm in worker threads), "auto" (native when built).
+         */
+        runtime: z.enum(["auto", "native", "wasm"]).default("auto"),
+        /** Authorizer results kept for the current second, for identical repeated requests (0 turns the cache off). */
+        decisionCacheSize: z.number().int().min(0).max(1_000_000).default(4096),
       })
       .strict()
-      .default({ maxRevocationStalenessMs: 2_000 }),
+      .default({ maxRevocationStalenessMs: 2_000, runtime: "auto", decisionCacheSize: 4096 }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */

@@ -1,8 +1,8 @@
 import type { Authorizer } from "@biscuit-auth/biscuit-wasm";
-import { printCheck } from "../datalog-printer.js";
 import { assertSafeParams } from "../datalog-values.js";
-import type { AuthorizeJobResult, AuthorizerOutcome, FailedCheck, Job } from "../protocol.js";
-import { isWasmPanic, mapBindingError, retryOnTimeout, variantOf } from "../binding/binding-errors.js";
+import type { AuthorizeJobResult, AuthorizerOutcome, Job } from "../protocol.js";
+import { outcomeOf } from "../binding/authorizer-outcome.js";
+import { isWasmPanic, mapBindingError, retryOnTimeout } from "../binding/binding-errors.js";
 import { JobFailure, type WorkerContext } from "./context.js";
 import type { VerifiedToken } from "./token-cache.js";
 
@@ -53,45 +53,9 @@ function newAuthorizer(ctx: WorkerContext, job: Extract<Job, { kind: "authorize"
   return builder.buildAuthenticated(verified.biscuit); // consumes the builder; throws authorization errors as values
 }
 
-interface BindingFailedCheck {
-  Block?: { block_id: number; check_id: number; rule: string };
-  Authorizer?: { check_id: number; rule: string };
-}
-
 /** Turn a binding authorization error into an outcome (or rethrow what is not an authorization result). */
 function toOutcome(err: unknown, token: VerifiedToken): AuthorizerOutcome {
-  const e = err as Record<string, any>;
-  switch (variantOf(err)) {
-    case "FailedLogic": {
-      const logic = e.FailedLogic;
-      const unauthorized = logic?.Unauthorized ?? logic?.NoMatchingPolicy;
-      if (!unauthorized) return { ok: false, kind: "execution", error: variantOf(logic) ?? "FailedLogic" };
-      const checks = ((unauthorized.checks ?? []) as BindingFailedCheck[]).map((c) => failedCheck(c, token));
-      const p = logic.Unauthorized?.policy as { Allow?: number; Deny?: number } | undefined;
-      const policy = p === undefined ? undefined
-        : p.Allow !== undefined ? { allow: true, index: p.Allow } : { allow: false, index: p.Deny ?? -1 };
-      return { ok: false, kind: "unauthorized", ...(policy ? { policy } : {}), checks };
-    }
-    case "RunLimit":
-      return { ok: false, kind: "run-limit", limit: String(variantOf(e.RunLimit) ?? "limit") };
-    case "Execution":
-      return { ok: false, kind: "execution", error: String(variantOf(e.Execution) ?? "error") };
-    default:
-      throw new JobFailure(mapBindingError(err, "token"));
-  }
-}
-
-function failedCheck(c: BindingFailedCheck, token: VerifiedToken): FailedCheck {
-  if (c.Block) {
-    const { block_id: block, check_id: check } = c.Block;
-    const decoded = token.blocks[block]?.checks[check];
-    return {
-      block,
-      check,
-      // capvault's own printing (strings escaped) when available; the binding's otherwise.
-      rule: decoded ? printCheck(decoded) : c.Block.rule,
-      expiry: token.expiryChecks.has(`${block}:${check}`),
-    };
-  }
-  return { block: -1, check: c.Authorizer?.check_id ?? -1, rule: c.Authorizer?.rule ?? "", expiry: false };
+  const outcome = outcomeOf(err, token);
+  if (!outcome) throw new JobFailure(mapBindingError(err, "token"));
+  return outcome;
 }

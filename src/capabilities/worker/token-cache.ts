@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import type { Biscuit, PublicKey } from "@biscuit-auth/biscuit-wasm";
 import type { TokenIdentity, VerifyKey } from "../protocol.js";
-import { decodeToken, expiryOf, TokenFormatError, type DecodedBlock } from "../token-format.js";
+import { TokenFormatError, type DecodedBlock } from "../token-format.js";
+import { identityOf, tokenFactsOf } from "../token-facts.js";
+import { CapvaultError } from "../../errors/capvault-error.js";
 import { isWasmPanic, mapBindingError } from "../binding/binding-errors.js";
 import { JobFailure } from "./context.js";
 import type { BiscuitBinding } from "../binding/wasm-loader.js";
@@ -81,9 +83,7 @@ export class TokenCache {
     }
     try {
       if (biscuit.countBlocks() > maxBlocks) throw new JobFailure({ reason: "CAPABILITY_TOO_DEEP" });
-      const blocks = decodeToken(token).blocks;
-      const expiryChecks = new Set<string>();
-      blocks.forEach((b, bi) => b.checks.forEach((c, ci) => expiryOf(c) && expiryChecks.add(`${bi}:${ci}`)));
+      const { blocks, expiryChecks } = tokenFactsOf(token, { identity: false });
       return { biscuit, revocationIds: biscuit.getRevocationIdentifiers() as string[], blocks, expiryChecks };
     } catch (err) {
       biscuit.free();
@@ -92,30 +92,15 @@ export class TokenCache {
     }
   }
 
-  /**
-   * The token's identity, read from the authority block's facts. Only the root key holder (capvault) can write the
-   * authority block, and its bytes were just verified, so reading them directly is as trustworthy as querying them
-   * (and costs no wasm work or memory). A token without exactly one tenant and one subject is not a capvault
-   * capability: CAPABILITY_MALFORMED.
-   */
+  /** The token's identity, read from the verified authority block (see token-facts.ts). */
   identity(t: VerifiedToken): TokenIdentity {
     if (t.identity) return t.identity;
-    const facts = t.blocks[0]?.facts ?? [];
-    const strings = (name: string, arity: number) =>
-      facts
-        .filter((f) => f.name === name && f.terms.length === arity && f.terms.every((x) => "string" in x))
-        .map((f) => f.terms.map((x) => (x as { string: string }).string));
-    const tenants = strings("tenant", 1);
-    const subjects = strings("subject", 1);
-    if (tenants.length !== 1 || subjects.length !== 1) {
-      throw new JobFailure({ reason: "CAPABILITY_MALFORMED", message: "not a capvault capability (tenant and subject)" });
+    try {
+      t.identity = identityOf(t.blocks);
+    } catch (err) {
+      if (err instanceof CapvaultError) throw new JobFailure({ reason: err.reason, message: err.message });
+      throw err;
     }
-    t.identity = {
-      tenant: tenants[0][0],
-      subject: subjects[0][0],
-      operator: facts.some((f) => f.name === "operator" && f.terms.length === 1 && "boolean" in f.terms[0] && f.terms[0].boolean),
-      grants: strings("right", 3).map(([connection, method, pathPrefix]) => ({ connection, method, pathPrefix })),
-    };
     return t.identity;
   }
 

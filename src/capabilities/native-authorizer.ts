@@ -1,0 +1,207 @@
+import { CapvaultError } from "../errors/capvault-error.js";
+import { outcomeOf } from "./binding/authorizer-outcome.js";
+import { describeBindingError, isTimeout, mapBindingError } from "./binding/binding-errors.js";
+import type { NativeBiscuit, NativePolicyTemplate, NativeRequestTemplate, NativeVerifiedToken } from "./binding/native-loader.js";
+import { assertSafeParams, type DatalogParam } from "./datalog-values.js";
+import type { AuthorizeJobResult, Job, PolicySetWire, ReplayResult, WireError } from "./protocol.js";
+import type { RunLimits } from "./limits.js";
+import { tokenFactsOf, type TokenFacts } from "./token-facts.js";
+import { TokenFormatError } from "./token-format.js";
+
+type AuthorizeJob = Extract<Job, { kind: "authorize" }>;
+
+/** A token verified by the native runtime, with what capvault reads from its bytes. */
+interface KnownToken {
+  native: NativeVerifiedToken;
+  revocationIds: string[];
+  facts: TokenFacts & { identity: NonNullable<TokenFacts["identity"]> };
+}
+
+/** Options of the native authorizer. */
+export interface NativeAuthorizerOptions {
+  /** Verified tokens kept (default 4096; a verified token holds a few KB of native memory). */
+  tokenCacheSize?: number;
+  /** Authorizations in flight past which new ones are refused with CAPABILITY_RUNTIME_BUSY (default 10,000). */
+  maxInFlight?: number;
+}
+
+/**
+ * The authorization path on the native runtime (native/src/lib.rs): biscuit-auth itself, run on libuv's threads, with
+ * no worker hand-off, no copy of the token per call and no wasm heap. A token is parsed and signature-verified once
+ * (shared by concurrent first uses), organisation policies and request snippets are compiled once; per request only
+ * the parameters are bound and the authorizer runs. Decisions are those of the worker path: the same library, the
+ * same outcome mapping (binding/authorizer-outcome.ts), the same limits. Mint, attenuate and inspect stay on the
+ * worker pool.
+ */
+export class NativeAuthorizer {
+  private readonly tokens = new Map<string, Promise<KnownToken>>();
+  private readonly policyTemplates = new Map<string, NativePolicyTemplate>();
+  private readonly requestTemplates = new Map<string, NativeRequestTemplate>();
+  private readonly tokenCacheSize: number;
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+  /** Authorizations answered, and refused with an error (as the worker pool counts its jobs). */
+  completed = 0;
+  failed = 0;
+  /** Verified-token cache hits and misses. */
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly native: NativeBiscuit,
+    options: NativeAuthorizerOptions = {},
+  ) {
+    this.tokenCacheSize = options.tokenCacheSize ?? 4096;
+    this.maxInFlight = options.maxInFlight ?? 10_000;
+  }
+
+  /** Run an authorize job (the same job the worker pool runs); `digest` is the token's SHA-256 (token-input.ts). */
+  async authorize(job: AuthorizeJob, digest: string): Promise<AuthorizeJobResult> {
+    if (this.inFlight >= this.maxInFlight) {
+      throw new CapvaultError("CAPABILITY_RUNTIME_BUSY", "the capability runtime is overloaded; retry");
+    }
+    this.inFlight++;
+    try {
+      assertSafeParams(job.request.params);
+      const token = await this.verified(job, digest);
+      const policies = job.policies ? this.policies(job.policies) : null;
+      const request = this.request(job.request.code);
+      const params = paramsJson(job.request.params);
+      let raw = await this.native.authorize(token.native, policies, request, params, job.limits).catch(fail("datalog"));
+      // A Timeout on a preempted thread says nothing about the token: retried, as the worker path does.
+      for (let attempt = 1; attempt < 3 && isTimeoutResult(raw); attempt++) {
+        raw = await this.native.authorize(token.native, policies, request, params, job.limits).catch(fail("datalog"));
+      }
+      const result = JSON.parse(raw) as { Ok: number } | { Err: unknown };
+      let outcome;
+      if ("Ok" in result) outcome = { ok: true as const, policy: result.Ok };
+      else {
+        outcome = outcomeOf(result.Err, token.facts);
+        if (!outcome) throw toError(mapBindingError(result.Err, "token"));
+      }
+      this.completed++;
+      return { revocationIds: token.revocationIds, identity: token.facts.identity, outcome };
+    } catch (err) {
+      this.failed++;
+      throw err;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Replay arbitrary authorizer code on a token (the Biscuit specification samples; never for requests). */
+  async replay(token: Uint8Array, publicKeyHex: string, code: string, limits?: RunLimits): Promise<ReplayResult> {
+    return JSON.parse(await this.native.replay(token, publicKeyHex, code, limits ?? null).catch(fail("token"))) as ReplayResult;
+  }
+
+  /** Number of verified tokens kept. */
+  get size(): number {
+    return this.tokens.size;
+  }
+
+  private verified(job: AuthorizeJob, digest: string): Promise<KnownToken> {
+    const key = `${digest}:${job.key.id}:${job.key.publicKeyHex}`;
+    const hit = this.tokens.get(key);
+    if (hit) {
+      this.hits++;
+      this.tokens.delete(key);
+      this.tokens.set(key, hit);
+      return hit;
+    }
+    this.misses++;
+    const pending = this.verify(job);
+    this.tokens.set(key, pending);
+    pending.catch(() => this.tokens.get(key) === pending && this.tokens.delete(key));
+    while (this.tokens.size > this.tokenCacheSize) this.tokens.delete(this.tokens.keys().next().value as string);
+    return pending;
+  }
+
+  private async verify(job: AuthorizeJob): Promise<KnownToken> {
+    const native = await this.native.verifyToken(job.token, job.key.publicKeyHex).catch(fail("token"));
+    if (native.blockCount > job.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
+    let facts: TokenFacts;
+    try {
+      facts = tokenFactsOf(job.token);
+    } catch (err) {
+      if (err instanceof TokenFormatError) throw new CapvaultError("CAPABILITY_MALFORMED", undefined, { cause: err });
+      throw err;
+    }
+    return { native, revocationIds: native.revocationIds(), facts: facts as KnownToken["facts"] };
+  }
+
+  private policies(set: PolicySetWire): NativePolicyTemplate {
+    let template = this.policyTemplates.get(set.id);
+    if (!template) {
+      try {
+        template = this.native.compilePolicies(set.statements.map((s) => ({ kind: s.kind, source: s.source })));
+      } catch (err) {
+        const failure = parseFailure(err);
+        const statement = set.statements[Number(failure?.index)];
+        throw new CapvaultError("DATALOG_INVALID", statement ? `${statement.file}:${statement.line}: not a valid ${statement.kind === "check" ? "check" : "deny policy"}` : undefined, {
+          ...(statement ? { metadata: { policy: statement.file, line: String(statement.line) } } : {}),
+          cause: new Error(describeBindingError(failure ?? err)),
+        });
+      }
+      if (this.policyTemplates.size >= 8) this.policyTemplates.delete(this.policyTemplates.keys().next().value as string);
+      this.policyTemplates.set(set.id, template);
+    }
+    return template;
+  }
+
+  private request(code: string): NativeRequestTemplate {
+    let template = this.requestTemplates.get(code);
+    if (!template) {
+      try {
+        template = this.native.compileRequest(code);
+      } catch (err) {
+        throw toError(wireOf(err, "datalog"));
+      }
+      if (this.requestTemplates.size >= 64) this.requestTemplates.delete(this.requestTemplates.keys().next().value as string);
+      this.requestTemplates.set(code, template);
+    }
+    return template;
+  }
+}
+
+/** The native runtime's JSON error message, parsed (undefined for anything else). */
+function parseFailure(err: unknown): Record<string, unknown> | undefined {
+  if (!(err instanceof Error)) return undefined;
+  try {
+    const parsed = JSON.parse(err.message) as unknown;
+    return parsed && typeof parsed === "object" ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A native failure as a capvault reason: biscuit errors as on the worker path, panics as a runtime failure. */
+function wireOf(err: unknown, context: "token" | "datalog"): WireError {
+  const failure = parseFailure(err);
+  if (failure?.kind === "binding") return mapBindingError(failure.error, context);
+  if (failure?.kind === "panic") {
+    return { reason: "CAPABILITY_RUNTIME_FAILED", message: "the capability runtime failed on this request", detail: describeBindingError(failure) };
+  }
+  return { reason: "INTERNAL", detail: describeBindingError(failure ?? err) };
+}
+
+function fail(context: "token" | "datalog"): (err: unknown) => never {
+  return (err) => {
+    throw toError(wireOf(err, context));
+  };
+}
+
+function toError(wire: WireError): CapvaultError {
+  return new CapvaultError(wire.reason, wire.message, {
+    ...(wire.metadata ? { metadata: wire.metadata } : {}),
+    ...(wire.detail ? { cause: new Error(wire.detail) } : {}),
+  });
+}
+
+function isTimeoutResult(raw: string): boolean {
+  return raw.startsWith('{"Err":{"RunLimit"') && isTimeout((JSON.parse(raw) as { Err: unknown }).Err);
+}
+
+/** Parameters as the native runtime reads them: JSON, with 64-bit integers (bigint) as `{"int": "<decimal>"}`. */
+function paramsJson(params: Record<string, DatalogParam>): string {
+  return JSON.stringify(params, (_key, value: unknown) => (typeof value === "bigint" ? { int: value.toString() } : value));
+}
