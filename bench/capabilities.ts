@@ -1,14 +1,17 @@
 /**
- * Capability benchmark (not a test): latency of mint, attenuate, first-seen and cached authorization of 1-, 3- and
- * 8-block tokens through the worker pool, then RSS after 10k authorizations vs after N (default 25k; `--full` for
- * 100k), to check that recycling workers keeps memory flat (biscuit-wasm leaks a few KB per operation).
+ * Capability benchmark (not a test): latency of mint, attenuate, first-seen and token-cached authorization of 1-, 3-
+ * and 8-block tokens on each capability runtime side by side (the native runtime and biscuit-wasm in the worker pool;
+ * "token-cached" sends a distinct path each time, so the decision cache never answers), then RSS after 10k
+ * authorizations vs after N (default 25k; `--full` for 100k) on the runtime given by --runtime (default: native when
+ * built).
  *
- *   node --import tsx bench/capabilities.ts [--full] [--workers N]
+ *   node --import tsx bench/capabilities.ts [--full] [--workers N] [--runtime native|wasm]
  *
- * Latencies are measured on the main thread, one request at a time, so they include the postMessage round trip.
+ * Latencies are measured on the main thread, one request at a time, so they include the hand-off to the runtime.
  */
 import { availableParallelism, loadavg } from "node:os";
-import { Capabilities } from "../src/capabilities/capabilities.js";
+import { Capabilities, type CapabilityRuntime } from "../src/capabilities/capabilities.js";
+import { loadNativeBiscuit } from "../src/capabilities/binding/native-loader.js";
 import { generateRootKey, toPublicKey } from "../src/capabilities/root-keys.js";
 import type { AccessRequest } from "../src/capabilities/vocabulary.js";
 
@@ -18,9 +21,15 @@ const WORKERS = Number(args[args.indexOf("--workers") + 1]) || Math.min(2, avail
 const RSS_TOTAL = FULL ? 100_000 : 25_000;
 const RSS_FIRST = 10_000;
 
+const RSS_RUNTIME = args.includes("--runtime") ? (args[args.indexOf("--runtime") + 1] as CapabilityRuntime) : "auto";
+
 const rootKey = generateRootKey(1);
 const publicKeys = [toPublicKey(rootKey)];
-const caps = new Capabilities({ workers: WORKERS });
+const caps = new Capabilities({ workers: WORKERS, runtime: RSS_RUNTIME });
+const native = loadNativeBiscuit() ? new Capabilities({ workers: 1, runtime: "native" }) : undefined;
+const wasm = new Capabilities({ workers: WORKERS, runtime: "wasm" });
+let distinctPath = 0;
+const distinctRequest = (): AccessRequest => ({ ...request, path: `/repos/acme/widgets/issues/${distinctPath++}` });
 const request: AccessRequest = {
   tenant: "acme",
   connection: "conn-github-1",
@@ -44,9 +53,9 @@ async function time<T>(samples: number[], f: () => Promise<T>): Promise<T> {
   return out;
 }
 
-function row(name: string, n: number, samples: number[]): void {
+function row(name: string, n: number, samples: number[], extra = ""): void {
   const { median, p99 } = stats(samples);
-  console.log(`${name.padEnd(34)} n=${String(n).padStart(5)}  median ${median.toFixed(3).padStart(7)} ms  p99 ${p99.toFixed(3).padStart(7)} ms`);
+  console.log(`${name.padEnd(40)} n=${String(n).padStart(5)}  median ${median.toFixed(3).padStart(7)} ms  p99 ${p99.toFixed(3).padStart(7)} ms${extra}`);
 }
 
 async function mintToken(): Promise<string> {
@@ -96,19 +105,37 @@ async function main(): Promise<void> {
   for (let i = 0; i < 300; i++) await time(attSamples, () => caps.attenuate(base, { pathPrefix: "/repos/acme/widgets/" }, publicKeys));
   row("attenuate (append 1 block)", 300, attSamples);
 
+  const runtimes: Array<[string, Capabilities]> = [...(native ? [["native", native] as [string, Capabilities]] : []), ["wasm", wasm]];
+  for (const [, c] of runtimes) {
+    await c.ready();
+    for (let i = 0; i < 100; i++) await c.authorize(await mintToken(), distinctRequest(), { publicKeys });
+  }
   for (const blocks of [1, 3, 8]) {
+    const medians: Record<string, { first: number; cached: number }> = {};
     const fresh: string[] = [];
-    for (let i = 0; i < 150; i++) fresh.push(await tokenWithBlocks(blocks));
-    const first: number[] = [];
-    for (const t of fresh) {
-      const d = await time(first, () => caps.authorize(t, request, { publicKeys }));
+    for (let i = 0; i < 150 * runtimes.length; i++) fresh.push(await tokenWithBlocks(blocks));
+    // Interleaved: each runtime gets every other fresh token, and the token-cached calls alternate.
+    const first: Record<string, number[]> = {};
+    const cached: Record<string, number[]> = {};
+    for (let i = 0; i < fresh.length; i++) {
+      const [name, c] = runtimes[i % runtimes.length];
+      const d = await time((first[name] ??= []), () => c.authorize(fresh[i], distinctRequest(), { publicKeys }));
       if (!d.allowed) throw new Error(`bench token denied: ${d.reason}`);
     }
-    row(`authorize ${blocks}-block, first seen`, fresh.length, first);
-    const cached: number[] = [];
-    for (let i = 0; i < 500; i++) await time(cached, () => caps.authorize(fresh[0], request, { publicKeys }));
-    row(`authorize ${blocks}-block, cached`, 500, cached);
+    for (let i = 0; i < 500 * runtimes.length; i++) {
+      const [name, c] = runtimes[i % runtimes.length];
+      await time((cached[name] ??= []), () => c.authorize(fresh[0], distinctRequest(), { publicKeys }));
+    }
+    for (const [name] of runtimes) {
+      medians[name] = { first: stats(first[name]).median, cached: stats(cached[name]).median };
+    }
+    for (const [name] of runtimes) {
+      const ratio = (k: "first" | "cached") => (native && name === "native" ? `   native/wasm ${(medians.native[k] / medians.wasm[k]).toFixed(2)}` : "");
+      row(`authorize ${blocks}-block, first seen (${name})`, first[name].length, first[name], ratio("first"));
+      row(`authorize ${blocks}-block, token cached (${name})`, cached[name].length, cached[name], ratio("cached"));
+    }
   }
+  await Promise.all([native?.close(), wasm.close()]);
 
   // RSS: a mix of 1/3/8-block tokens, 600 distinct (a cache of 128 per worker: mostly first-seen), 8 in flight.
   const distinct: string[] = [];
@@ -121,7 +148,7 @@ async function main(): Promise<void> {
   const lane = async () => {
     while (done < RSS_TOTAL) {
       const i = done++;
-      await caps.authorize(distinct[i % distinct.length], request, { publicKeys });
+      await caps.authorize(distinct[i % distinct.length], distinctRequest(), { publicKeys });
       if ((i + 1) % 1000 === 0) samples.push({ at: i + 1, rss: process.memoryUsage().rss });
     }
   };
@@ -131,6 +158,7 @@ async function main(): Promise<void> {
   const rssFirst = median(samples.filter((x) => x.at >= RSS_FIRST - 2000 && x.at <= RSS_FIRST + 2000).map((x) => x.rss));
   const rssLast = median(samples.slice(-5).map((x) => x.rss));
   const s = caps.stats();
+  console.log(`RSS phase runtime: ${caps.runtime}`);
   console.log(`throughput (8 in flight, mixed)  ${Math.round(RSS_TOTAL / seconds)} authorizations/s`);
   console.log(`RSS around ${RSS_FIRST / 1000}k authorizations       ${(rssFirst / 2 ** 20).toFixed(1)} MiB`);
   console.log(`RSS around ${RSS_TOTAL / 1000}k authorizations      ${(rssLast / 2 ** 20).toFixed(1)} MiB`);

@@ -29,7 +29,7 @@ export interface NativeBiscuit {
   verifyToken(token: Uint8Array, publicKeyHex: string): Promise<NativeVerifiedToken>;
   compilePolicies(statements: Array<{ kind: string; source: string }>): NativePolicyTemplate;
   compileRequest(code: string): NativeRequestTemplate;
-  /** Resolves to `{"Ok": policy}` or `{"Err": <biscuit-auth error>}` as JSON. */
+  /** Resolves to `{"Ok": policy, "us": n}` or `{"Err": <biscuit-auth error>, "us": n}` as JSON (n: microseconds). */
   authorize(
     token: NativeVerifiedToken,
     policies: NativePolicyTemplate | null,
@@ -37,6 +37,14 @@ export interface NativeBiscuit {
     paramsJson: string,
     limits: NativeLimits,
   ): Promise<string>;
+  /** The same on the calling thread. */
+  authorizeSync(
+    token: NativeVerifiedToken,
+    policies: NativePolicyTemplate | null,
+    request: NativeRequestTemplate,
+    paramsJson: string,
+    limits: NativeLimits,
+  ): string;
   /** Resolves to `{"revocationIds": [...] | null, "result": {"Ok": n} | {"Err": ...}}` as JSON. */
   replay(token: Uint8Array, publicKeyHex: string, code: string, limits: NativeLimits | null): Promise<string>;
   diagnosticPanic(): Promise<string>;
