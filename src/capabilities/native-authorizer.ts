@@ -133,16 +133,22 @@ export class NativeAuthorizer {
   }
 
   private async verify(job: AuthorizeJob): Promise<KnownToken> {
-    const native = await this.native.verifyToken(job.token, job.key.publicKeyHex).catch(fail("token"));
-    if (native.blockCount > job.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
-    let facts: TokenFacts;
+    const verifying = this.native.verifyToken(job.token, job.key.publicKeyHex).catch(fail("token"));
+    // Decoded here while the signatures are checked on a libuv thread; a verification failure is reported first.
+    let decoded: { facts: TokenFacts } | { error: unknown };
     try {
-      facts = tokenFactsOf(job.token);
-    } catch (err) {
+      decoded = { facts: tokenFactsOf(job.token) };
+    } catch (error) {
+      decoded = { error };
+    }
+    const native = await verifying;
+    if (native.blockCount > job.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
+    if ("error" in decoded) {
+      const err = decoded.error;
       if (err instanceof TokenFormatError) throw new CapvaultError("CAPABILITY_MALFORMED", undefined, { cause: err });
       throw err;
     }
-    return { native, revocationIds: native.revocationIds(), facts: facts as KnownToken["facts"], lastRunMicros: Number.POSITIVE_INFINITY };
+    return { native, revocationIds: native.revocationIds(), facts: decoded.facts as KnownToken["facts"], lastRunMicros: Number.POSITIVE_INFINITY };
   }
 
   private policies(set: PolicySetWire): NativePolicyTemplate {
