@@ -175,6 +175,31 @@ describe.runIf(native)("the native runtime decides exactly as the wasm worker pa
   });
 });
 
+describe.runIf(native)("where authorizations run", () => {
+  it("a token in capvault's own vocabulary runs inline from its first use; one with many checks is measured off the event loop first", async () => {
+    const caps = new Capabilities({ workers: 1, runtime: "native", decisionCacheSize: 0 });
+    try {
+      const plain = await mintAcmeToken({ caps, rootKey, publicKeys }, NOW);
+      const request = (i: number) => githubRequest({ path: `/repos/acme/widgets/issues/${i}` });
+      await caps.authorize(plain, request(1), { publicKeys, now: at(60) });
+      expect({ inline: caps.native!.inline, offloaded: caps.native!.offloaded }).toEqual({ inline: 1, offloaded: 0 });
+
+      // 3 blocks of 16 checks each: more than a short run's 32, so the first run is measured on a libuv thread.
+      const checks = Array.from({ length: 16 }, (_, i) => `check if method($m), $m != "M${i}"`);
+      let heavy = plain;
+      for (let b = 0; b < 3; b++) heavy = (await caps.attenuate(heavy, { checks }, publicKeys, NOW)).token;
+      const first = await caps.authorize(heavy, request(2), { publicKeys, now: at(60) });
+      expect(first.allowed).toBe(true);
+      expect({ inline: caps.native!.inline, offloaded: caps.native!.offloaded }).toEqual({ inline: 1, offloaded: 1 });
+      // The plain token stays inline.
+      await caps.authorize(plain, request(3), { publicKeys, now: at(60) });
+      expect(caps.native!.inline).toBe(2);
+    } finally {
+      await caps.close();
+    }
+  });
+});
+
 describe.runIf(native)("the native runtime under faults", () => {
   it("a Rust panic rejects that call only: the process and later authorizations go on", async () => {
     await expect(native!.diagnosticPanic()).rejects.toThrow(/"kind":"panic"/);
