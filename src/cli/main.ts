@@ -5,11 +5,12 @@ import { callCommand } from "./commands/call.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
 import { keysCommand } from "./commands/keys.js";
+import { mcpCommand } from "./commands/mcp.js";
 import { policyCommand } from "./commands/policy.js";
 import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, callCommand, auditCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, callCommand, auditCommand, mcpCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]
