@@ -17,10 +17,14 @@ import { CapvaultClientError, connect, type CapvaultClient, type FetchResponse }
 import type { AuditEvent } from "../../src/gen/capvault/v1/admin.js";
 import type { InspectResponse, Restriction, Term } from "../../src/gen/capvault/v1/capability.js";
 import { connectionStatusToJSON } from "../../src/gen/capvault/v1/connection.js";
-import { authorizeInCode } from "./authorize-in-code.js";
+import { signInInCode as authorizeInCode } from "../../src/sandbox/sign-in-in-code.js";
 import { build, buildNeeded, startBrokerProcess, type BrokerProcess } from "./broker-process.js";
-import { DEMO_CA_FILE, startDemoApi, type DemoApi } from "./demo-api.js";
-import { DEMO_ACCOUNT, startDemoOAuthProvider, type DemoOAuthProvider } from "./demo-oauth-provider.js";
+import { SANDBOX_CA_FILE as DEMO_CA_FILE, startSandboxApi as startDemoApi, type SandboxApi as DemoApi } from "../../src/sandbox/sandbox-api.js";
+import {
+  SANDBOX_ACCOUNT as DEMO_ACCOUNT,
+  startSandboxOAuthProvider as startDemoOAuthProvider,
+  type SandboxOAuthProvider as DemoOAuthProvider,
+} from "../../src/sandbox/sandbox-oauth-provider.js";
 import { operator, type Operator } from "./operator.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");

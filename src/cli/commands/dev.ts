@@ -1,3 +1,7 @@
+import { resolve } from "node:path";
+import type { Broker } from "../../broker/broker.js";
+import type { Config } from "../../config/schema.js";
+import { connectSandbox, prepareSandbox, type PreparedSandbox, type ReadySandbox } from "../../sandbox/dev-sandbox.js";
 import { EXIT, wantsHelp, type CliCommand } from "../cli-command.js";
 import { CONFIG_HELP } from "./config-help.js";
 import { runBroker } from "./run-broker.js";
@@ -12,39 +16,79 @@ key-encryption key, loopback addresses only. Give a MongoDB URI (CAPVAULT_MONGOD
 audit trail keeps only the last audit.devMaxEvents events (CAPVAULT_AUDIT_DEV_MAX_EVENTS, default 10,000), so a dev
 broker runs for days in bounded memory.
 
+It also starts a sandbox on loopback: an OAuth provider and a GitHub-like HTTPS API, with a sample user (alice)
+connected through the real authorization-code flow and an agent capability in a file, and prints \`capvault call\`
+lines that work as printed (one allowed, one denied). --no-sandbox turns it off.
+
 ${CONFIG_HELP}`,
   async run(argv) {
     if (wantsHelp(argv)) {
       process.stdout.write(this.help);
       return EXIT.ok;
     }
-    return runBroker(argv, "dev", (broker, config) => {
-      const address = broker.grpcAddress;
-      process.stdout.write(
-        [
-          "",
-          `capvault dev broker is running on ${address} (gRPC, plaintext, loopback only).`,
-          `OAuth callbacks are served at ${broker.httpUrl}/oauth/callback.`,
-          ...(broker.store.kind === "memory"
-            ? [
-                "Storage is in memory and the key-encryption key was generated for this run: nothing survives a restart.",
-                `The audit trail keeps the last ${config.audit.devMaxEvents.toLocaleString("en-US")} events (audit.devMaxEvents, CAPVAULT_AUDIT_DEV_MAX_EVENTS);`,
-                "older ones are dropped, and `capvault audit verify` checks each chain from its oldest kept event.",
-              ]
-            : ["Storage is MongoDB (mongodb.uri): the audit trail is kept in full."]),
-          "",
-          "A dev operator capability (tenant \"dev\", 24 h) — treat it like a password:",
-          `  export CAPVAULT_TOKEN=${broker.devOperatorToken}`,
-          "",
-          "Next:",
-          `  check it:        npx capvault health --grpc-addr ${address}`,
-          `  mint an agent:   npx capvault token mint --tenant dev --subject agent-1 --grant <connection>:GET:/ --ttl 1h`,
-          `  list services:   grpcurl -plaintext ${address} list`,
-          "  see it work:     npm run demo",
-          "  stop it:         Ctrl-C",
-          "",
-        ].join("\n"),
-      );
-    });
+    const withSandbox = !argv.includes("--no-sandbox");
+    let sandbox: PreparedSandbox | undefined;
+    let ready: ReadySandbox | undefined;
+    return runBroker(
+      argv.filter((a) => a !== "--no-sandbox"),
+      "dev",
+      {
+        async configure(config) {
+          if (!withSandbox) return config;
+          sandbox = await prepareSandbox(resolve(config.providersDir));
+          // The sandbox provider's endpoints are http:// on loopback.
+          return { ...config, providersDir: sandbox.providersDir, oauth: { ...config.oauth, allowInsecureLoopback: true } };
+        },
+        async onStarted(broker, config) {
+          if (sandbox) ready = await connectSandbox(sandbox, { ...broker, devOperatorToken: broker.devOperatorToken ?? "" }, config.devTenant);
+          process.stdout.write(banner(broker, config, sandbox, ready));
+        },
+        async onStopped() {
+          await sandbox?.close();
+        },
+      },
+    );
   },
 };
+
+function banner(broker: Broker, config: Config, sandbox: PreparedSandbox | undefined, ready: ReadySandbox | undefined): string {
+  const address = broker.grpcAddress;
+  const call = (path: string) =>
+    `npx capvault call ${ready!.connection} GET ${path} --grpc-addr ${address} --token-file ${ready!.tokenFile}`;
+  return [
+    "",
+    `capvault dev broker is running on ${address} (gRPC, plaintext, loopback only).`,
+    `OAuth callbacks are served at ${broker.httpUrl}/oauth/callback.`,
+    ...(broker.store.kind === "memory"
+      ? [
+          "Storage is in memory and the key-encryption key was generated for this run: nothing survives a restart.",
+          `The audit trail keeps the last ${config.audit.devMaxEvents.toLocaleString("en-US")} events (audit.devMaxEvents, CAPVAULT_AUDIT_DEV_MAX_EVENTS);`,
+          "older ones are dropped, and `capvault audit verify` checks each chain from its oldest kept event.",
+        ]
+      : ["Storage is MongoDB (mongodb.uri): the audit trail is kept in full."]),
+    "",
+    `A dev operator capability (tenant "${config.devTenant}", 24 h) — treat it like a password:`,
+    `  export CAPVAULT_TOKEN=${broker.devOperatorToken}`,
+    "",
+    ...(sandbox && ready
+      ? [
+          "Sandbox (loopback only; --no-sandbox turns it off):",
+          `  a sandbox OAuth provider at ${sandbox.provider.issuer} and a GitHub-like API at ${sandbox.api.baseUrl}`,
+          `  ${ready.user}'s account is connected through the OAuth flow: connection ${ready.connection} (provider sandbox)`,
+          `  an agent capability (GET under ${ready.agentPrefix}, 8 h) is in ${ready.tokenFile}`,
+          "",
+          "Try it (as the agent; the agent never sees the OAuth token):",
+          `  allowed: ${call(ready.allowedPath)}`,
+          `  denied:  ${call(ready.deniedPath)}`,
+          "",
+        ]
+      : []),
+    "Next:",
+    `  check it:        npx capvault health --grpc-addr ${address}`,
+    `  mint an agent:   npx capvault token mint --tenant ${config.devTenant} --subject agent-1 --grant ${ready ? ready.connection : "CONNECTION"}:GET:/ --ttl 1h`,
+    `  list services:   grpcurl -plaintext ${address} list`,
+    "  see it work:     npm run demo",
+    "  stop it:         Ctrl-C",
+    "",
+  ].join("\n");
+}

@@ -5,8 +5,18 @@ import type { Config } from "../../config/schema.js";
 import { createLogger } from "../../log/logger.js";
 import { EXIT } from "../cli-command.js";
 
+/** What `dev` adds around the broker (its sandbox); `serve` has none. */
+export interface BrokerHooks {
+  /** Before start: adjust the loaded configuration (e.g. the provider catalog). Throwing fails the start. */
+  configure?(config: Config): Promise<Config>;
+  /** Once listening. A rejection stops the broker and fails the command. */
+  onStarted?(broker: Broker, config: Config): void | Promise<void>;
+  /** After the broker stopped (or failed to start, once `configure` ran). */
+  onStopped?(): Promise<void>;
+}
+
 /** Shared by `serve` and `dev`: load configuration, start the broker, stop gracefully on SIGTERM/SIGINT. */
-export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted?: (broker: Broker, config: Config) => void): Promise<number> {
+export async function runBroker(argv: string[], mode: "serve" | "dev", hooks: BrokerHooks = {}): Promise<number> {
   const { flags, config: file, rest, problems } = parseFlags(argv);
   if (rest.length) problems.push(`unexpected argument ${JSON.stringify(rest[0])} (see --help)`);
   let config;
@@ -25,13 +35,23 @@ export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted
 
   let broker;
   try {
+    if (hooks.configure) config = await hooks.configure(config);
     broker = await startBroker(config, logger);
   } catch (err) {
     logger.error({ err }, "broker failed to start");
     process.stderr.write(`capvault ${mode}: failed to start: ${(err as Error).message}\n`);
+    await hooks.onStopped?.();
     return CapvaultError.is(err, "CONFIG_INVALID") ? EXIT.usage : EXIT.failure;
   }
-  onStarted?.(broker, config);
+  try {
+    await hooks.onStarted?.(broker, config);
+  } catch (err) {
+    logger.error({ err }, "start-up step failed");
+    process.stderr.write(`capvault ${mode}: ${(err as Error).message}\n`);
+    await broker.stop().catch(() => undefined);
+    await hooks.onStopped?.();
+    return EXIT.failure;
+  }
 
   return new Promise<number>((resolve) => {
     let signals = 0;
@@ -44,7 +64,7 @@ export async function runBroker(argv: string[], mode: "serve" | "dev", onStarted
       }
       logger.info({ signal, graceMs: config.grpc.shutdownGraceMs }, "shutting down: finishing in-flight calls");
       broker.stop().then(
-        () => resolve(EXIT.ok),
+        () => (hooks.onStopped?.() ?? Promise.resolve()).then(() => resolve(EXIT.ok)),
         (err) => {
           logger.error({ err }, "shutdown failed");
           resolve(EXIT.failure);

@@ -3,7 +3,7 @@
  * runs) until the provider sends the browser back to the broker's callback, then open that callback like the
  * browser would and return what the page says.
  */
-export async function authorizeInCode(authorizationUrl: string, callbackUrl: string): Promise<{ hops: string[]; page: string; status: number }> {
+export async function signInInCode(authorizationUrl: string, callbackUrl: string): Promise<{ hops: string[]; page: string; status: number }> {
   const jar = new Map<string, string>();
   const hops: string[] = [];
   let url = new URL(authorizationUrl);

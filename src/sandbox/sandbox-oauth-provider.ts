@@ -3,14 +3,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 
 /**
- * The demo's OAuth provider: oidc-provider (a certified OpenID Connect server) on a loopback port, configured like a
- * strict real provider (PKCE required, rotating refresh tokens, revocation). It has one user, alice, who signs in and
- * approves automatically: there is no login page, the demo plays the browser (see authorize-in-code.ts).
+ * The sandbox OAuth provider (for `capvault dev`, the demo and tests): oidc-provider (a certified OpenID Connect server)
+ * on a loopback port, configured like a strict real provider (PKCE required, rotating refresh tokens, revocation). It
+ * has one user, alice, who signs in and approves automatically: there is no login page, the caller plays the browser
+ * (see sign-in-in-code.ts).
  *
  * The HTTP listener starts first so the issuer URL is known before the broker starts; the client (with the broker's
  * exact redirect URI) is registered once the broker has printed where its callback listener is.
  */
-export interface DemoOAuthProvider {
+export interface SandboxOAuthProvider {
   issuer: string;
   clientId: string;
   clientSecret: string;
@@ -23,12 +24,12 @@ export interface DemoOAuthProvider {
   close(): Promise<void>;
 }
 
-export const DEMO_ACCOUNT = "alice";
+export const SANDBOX_ACCOUNT = "alice";
 
-export async function startDemoOAuthProvider(): Promise<DemoOAuthProvider> {
+export async function startSandboxOAuthProvider(): Promise<SandboxOAuthProvider> {
   const notices: string[] = [];
   const restoreConsole = quietProviderNotices(notices);
-  // oidc-provider ships no types; the demo uses a small surface of it.
+  // oidc-provider ships no types; the sandbox uses a small surface of it.
   const { default: Provider } = (await import("oidc-provider")) as { default: any };
 
   const server = createServer();
@@ -37,14 +38,14 @@ export async function startDemoOAuthProvider(): Promise<DemoOAuthProvider> {
     server.listen(0, "127.0.0.1", () => resolve());
   });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const clientId = "capvault-demo";
+  const clientId = "capvault-sandbox";
   const clientSecret = randomBytes(24).toString("base64url");
   let provider: any;
   let callback: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     if (!provider || !callback) {
-      res.writeHead(503, { "content-type": "text/plain" }).end("the demo provider is not ready yet");
+      res.writeHead(503, { "content-type": "text/plain" }).end("the sandbox provider is not ready yet");
       return;
     }
     const url = new URL(req.url ?? "/", issuer);
@@ -75,7 +76,7 @@ export async function startDemoOAuthProvider(): Promise<DemoOAuthProvider> {
             token_endpoint_auth_method: "client_secret_basic",
           },
         ],
-        jwks: { keys: [{ ...signingKey, kid: "demo-signing-key", use: "sig", alg: "RS256" }] },
+        jwks: { keys: [{ ...signingKey, kid: "sandbox-signing-key", use: "sig", alg: "RS256" }] },
         pkce: { required: () => true },
         features: {
           devInteractions: { enabled: false },
@@ -112,15 +113,15 @@ export async function startDemoOAuthProvider(): Promise<DemoOAuthProvider> {
 /** The provider's login and consent step, done in code: alice is signed in and approves what was asked. */
 async function signInAndConsent(provider: any, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const details = await provider.interactionDetails(req, res);
-  const grant = new provider.Grant({ accountId: DEMO_ACCOUNT, clientId: details.params.client_id });
+  const grant = new provider.Grant({ accountId: SANDBOX_ACCOUNT, clientId: details.params.client_id });
   grant.addOIDCScope(String(details.params.scope));
   const grantId = await grant.save();
-  await provider.interactionFinished(req, res, { login: { accountId: DEMO_ACCOUNT }, consent: { grantId } }, { mergeWithLastSubmission: false });
+  await provider.interactionFinished(req, res, { login: { accountId: SANDBOX_ACCOUNT }, consent: { grantId } }, { mergeWithLastSubmission: false });
 }
 
 /**
  * oidc-provider prints development-mode notices (in-memory storage, Node 20 not being its preferred runtime) through
- * console.warn/console.info. They are right for a real deployment and noise in a story; keep them for the failure report.
+ * console.warn/console.info. They are right for a real deployment and noise here; they are kept for a failure report.
  */
 function quietProviderNotices(into: string[]): () => void {
   const { warn, info } = console;

@@ -1,25 +1,40 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const CERTS = join(dirname(fileURLToPath(import.meta.url)), "certs");
-/** The demo CA (DEMO ONLY: its key was thrown away; it signed only demo-api.pem). */
-export const DEMO_CA_FILE = join(CERTS, "demo-ca.pem");
+const CERTS = certsDirectory();
+/** The sandbox CA (SANDBOX ONLY: its key was thrown away; it signed only demo-api.pem, for localhost). */
+export const SANDBOX_CA_FILE = join(CERTS, "demo-ca.pem");
 
-/** One request as the demo API saw it. */
+/** src/sandbox/certs, from src/ or dist/ (tsc does not copy the PEM files). */
+function certsDirectory(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  if (existsSync(join(dir, "certs", "demo-ca.pem"))) return join(dir, "certs");
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("cannot find src/sandbox/certs");
+    dir = parent;
+  }
+  return join(dir, "src", "sandbox", "certs");
+}
+
+/** One request as the sandbox API saw it. */
 export interface SeenRequest {
   method: string;
   url: string;
-  /** The Authorization header exactly as received (only the demo API and the broker ever hold it). */
+  /** The Authorization header exactly as received (only the sandbox API and the broker ever hold it). */
   authorization: string;
   status: number;
 }
 
-/** A small GitHub-like HTTPS API on loopback: a few repositories of the "acme" organisation, bearer tokens required. */
-export interface DemoApi {
+/**
+ * The sandbox API (for `capvault dev`, the demo and tests): a small GitHub-like HTTPS API on loopback, a few
+ * repositories of the "acme" organisation, bearer tokens of the sandbox OAuth provider required.
+ */
+export interface SandboxApi {
   port: number;
   /** https://localhost:<port> (the certificate's name is localhost). */
   baseUrl: string;
@@ -40,10 +55,10 @@ const REPOS: Record<string, Json> = {
 };
 
 /**
- * Start the demo API. `checkToken` says whether a bearer token is a live token of the demo OAuth provider (the API
+ * Start the sandbox API. `checkToken` says whether a bearer token is a live token of the sandbox OAuth provider (the API
  * asks the provider, like a resource server would); anything else is answered 401.
  */
-export async function startDemoApi(checkToken: (token: string) => Promise<{ accountId: string } | undefined>): Promise<DemoApi> {
+export async function startSandboxApi(checkToken: (token: string) => Promise<{ accountId: string } | undefined>): Promise<SandboxApi> {
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer({ key: readFileSync(join(CERTS, "demo-api-key.pem")), cert: readFileSync(join(CERTS, "demo-api.pem")) });
@@ -66,7 +81,7 @@ export async function startDemoApi(checkToken: (token: string) => Promise<{ acco
     const path = new URL(req.url ?? "/", "https://localhost").pathname;
     const body = REPOS[path];
     if (req.method !== "GET" || body === undefined) return void (seen.status = send(res, 404, { message: "Not Found" }));
-    seen.status = send(res, 200, body, { "x-demo-viewer": holder.accountId });
+    seen.status = send(res, 200, body, { "x-sandbox-viewer": holder.accountId });
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -89,8 +104,8 @@ function send(res: ServerResponse, status: number, body: Json, headers: Record<s
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     // A cookie and a server header the broker will not pass on to the agent (response headers are allowlisted).
-    "set-cookie": "api_session=demo-upstream-session; HttpOnly",
-    "x-served-by": "demo-api",
+    "set-cookie": "api_session=sandbox-upstream-session; HttpOnly",
+    "x-served-by": "capvault-sandbox-api",
     ...headers,
   });
   res.end(JSON.stringify(body));
