@@ -61,7 +61,7 @@ export async function startBrokerProcess(args: string[], env: NodeJS.ProcessEnv,
   } catch {
     throw new Error(`${cli} is missing: run \`npm run build\` first (or \`npm run bench:proxy\`)`);
   }
-  const child = spawn(process.execPath, [...nodeArgs, cli, "dev", ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, "dev", "--no-sandbox", ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

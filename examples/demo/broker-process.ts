@@ -43,7 +43,7 @@ export async function startBrokerProcess(options: {
   });
   const child: ChildProcess = spawn(
     process.execPath,
-    [cli, "dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--providers-dir", options.providersDir],
+    [cli, "dev", "--no-sandbox", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--providers-dir", options.providersDir],
     // Its own process group: Ctrl-C reaches the demo, which then stops the broker once, gracefully.
     { cwd: options.repoRoot, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );

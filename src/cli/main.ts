@@ -2,6 +2,7 @@
 import { EXIT, type CliCommand } from "./cli-command.js";
 import { auditCommand } from "./commands/audit.js";
 import { callCommand } from "./commands/call.js";
+import { connectionsCommand } from "./commands/connections.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
 import { keysCommand } from "./commands/keys.js";
@@ -10,7 +11,7 @@ import { policyCommand } from "./commands/policy.js";
 import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, callCommand, auditCommand, mcpCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, connectionsCommand, callCommand, auditCommand, mcpCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]
@@ -18,7 +19,7 @@ function usage(): string {
 capvault keeps users' OAuth tokens and lets agents use them only through capability-checked gRPC calls.
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n")}
+${COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join("\n")}
 
 Run 'capvault <command> --help' for a command's options.
 `;

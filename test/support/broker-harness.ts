@@ -325,7 +325,8 @@ export async function startDevBroker(options: { upstream?: UpstreamHandler } = {
   const db = await openTestDatabase("devproc");
   let child: BrokerProcess;
   try {
-    child = await startBrokerProcess(["dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir], {
+    // The harness sets up its own provider and data: no sandbox (whose connection and events would be in tenant dev).
+    child = await startBrokerProcess(["dev", "--no-sandbox", "--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir], {
       CAPVAULT_MONGODB_URI: db.uri,
       CAPVAULT_MONGODB_DATABASE: db.name,
       CAPVAULT_OAUTH_ALLOW_INSECURE_LOOPBACK: "true",
