@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { EXIT, type CliCommand } from "./cli-command.js";
 import { auditCommand } from "./commands/audit.js";
 import { callCommand } from "./commands/call.js";
@@ -21,12 +24,23 @@ capvault keeps users' OAuth tokens and lets agents use them only through capabil
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join("\n")}
 
-Run 'capvault <command> --help' for a command's options.
+Run 'capvault <command> --help' for a command's options; 'capvault --version' for the version.
 `;
+}
+
+/** This package's version, from its package.json (found from src/ or dist/). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  return (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version: string }).version;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V") {
+    process.stdout.write(`capvault ${packageVersion()}\n`);
+    return EXIT.ok;
+  }
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage());
     return name ? EXIT.ok : EXIT.usage;

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { runPythonClient } from "../support/python-clients.js";
-import { runCli, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
+import { REPO_ROOT, runCli, startBrokerProcess, type BrokerProcess } from "../support/broker-process.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...process.env, ...env }, timeoutMs: 20_000 });
@@ -65,6 +67,13 @@ describe("configuration errors", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--mongodb-uri: holds a password");
     expect(r.stderr).not.toContain("hunter2");
+  });
+
+  it("--version prints the package's version", async () => {
+    const r = await cli(["--version"]);
+    expect(r.code).toBe(0);
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+    expect(r.stdout).toBe(`capvault ${version}\n`);
   });
 
   it("an unknown command or flag is a usage error", async () => {
