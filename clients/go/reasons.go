@@ -43,6 +43,7 @@ const (
 	ReasonOauthTokenExchangeFailed   = "OAUTH_TOKEN_EXCHANGE_FAILED"
 	ReasonRefreshFailed              = "REFRESH_FAILED"
 	ReasonRefreshBusy                = "REFRESH_BUSY"
+	ReasonImportConflict             = "IMPORT_CONFLICT"
 	ReasonRefreshLostInFlight        = "REFRESH_LOST_IN_FLIGHT"
 	ReasonProviderUnavailable        = "PROVIDER_UNAVAILABLE"
 	ReasonSecretUndecryptable        = "SECRET_UNDECRYPTABLE"
@@ -111,6 +112,7 @@ var Reasons = map[string]ReasonInfo{
 	ReasonOauthTokenExchangeFailed:   {codes.Unavailable, "the provider's token endpoint failed"},
 	ReasonRefreshFailed:              {codes.Unavailable, "refreshing the connection failed; retry"},
 	ReasonRefreshBusy:                {codes.Unavailable, "another broker is refreshing this connection; retry"},
+	ReasonImportConflict:             {codes.Aborted, "the connection changed while it was imported; import the record again"},
 	ReasonRefreshLostInFlight:        {codes.FailedPrecondition, "a token refresh was lost in flight and the provider ended the grant; the user must reconnect this account"},
 	ReasonProviderUnavailable:        {codes.Unavailable, "the provider is unavailable"},
 	ReasonSecretUndecryptable:        {codes.DataLoss, "a stored secret failed to decrypt (wrong key, record or field)"},

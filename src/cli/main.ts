@@ -53,8 +53,13 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/** Exit once stdout has taken everything written to it (a pipe is written asynchronously: exiting at once truncates). */
+function exitAfterOutput(code: number): void {
+  process.stdout.write("", () => process.exit(code));
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (err) => {
     process.stderr.write(`capvault: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(EXIT.failure);

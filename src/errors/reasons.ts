@@ -45,6 +45,7 @@ export const REASONS = {
   OAUTH_TOKEN_EXCHANGE_FAILED: { code: status.UNAVAILABLE, message: "the provider's token endpoint failed" },
   REFRESH_FAILED: { code: status.UNAVAILABLE, message: "refreshing the connection failed; retry" },
   REFRESH_BUSY: { code: status.UNAVAILABLE, message: "another broker is refreshing this connection; retry" },
+  IMPORT_CONFLICT: { code: status.ABORTED, message: "the connection changed while it was imported; import the record again" },
   REFRESH_LOST_IN_FLIGHT: { code: status.FAILED_PRECONDITION, message: "a token refresh was lost in flight and the provider ended the grant; the user must reconnect this account" },
   PROVIDER_UNAVAILABLE: { code: status.UNAVAILABLE, message: "the provider is unavailable" },
 

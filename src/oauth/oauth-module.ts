@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { importConnections, type ImportRecord, type ImportSummary } from "./import-connections.js";
 import { hostname } from "node:os";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { DisconnectFailureRecord } from "../store/disconnect-failure-repository.js";
@@ -69,6 +70,8 @@ export interface OAuthModule extends CallbackHandler {
   getConnection(tenant: string, connectionId: string): Promise<ConnectionRecord>;
   listConnections(tenant: string, user?: string): Promise<ConnectionRecord[]>;
   listDisconnectFailures(tenant: string): Promise<DisconnectFailureRecord[]>;
+  /** Import already-issued tokens into the vault; see {@link importConnections}. */
+  importConnections(tenant: string, batches: AsyncIterable<ImportRecord[]>): Promise<ImportSummary>;
   /** A provider's catalog entry (the Proxy reads `api`). */
   provider(id: string): ProviderConfig;
   /** Start the proactive refresh sweeper. */
@@ -128,6 +131,7 @@ export async function createOAuthModule(options: CreateOAuthModuleOptions): Prom
     },
     listConnections: (tenant, user) => ctx.store.connections.list(tenant, user || undefined),
     listDisconnectFailures: (tenant) => ctx.store.disconnectFailures.list(tenant),
+    importConnections: (tenant, batches) => importConnections(ctx, tenant, batches),
     provider: (id) => catalog.get(id),
     startSweeper: (opts) => startRefreshSweeper(ctx, refresher, opts),
     startPurgeJob: (ms) => startPurgeJob(ctx, ms),

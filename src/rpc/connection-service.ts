@@ -9,17 +9,20 @@ import {
   type DisconnectResponse,
   type GetConnectionRequest,
   type GetConnectionResponse,
+  type ImportConnectionsRequest,
+  type ImportConnectionsResponse,
   type ListConnectionsRequest,
   type ListConnectionsResponse,
 } from "../gen/capvault/v1/connection.js";
 import type { OAuthModule } from "../oauth/oauth-module.js";
 import type { CallContext } from "../server/call-context.js";
-import { unary } from "../server/rpc-handlers.js";
+import { clientStream, unary } from "../server/rpc-handlers.js";
+import type { ImportRecord } from "../oauth/import-connections.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { ConnectionRecord } from "../store/records.js";
 
 /** The OAuth operations ConnectionService needs (an OAuthModule satisfies it). */
-export type ConnectionOperations = Pick<OAuthModule, "beginConnect" | "listConnections" | "getConnection" | "disconnect">;
+export type ConnectionOperations = Pick<OAuthModule, "beginConnect" | "listConnections" | "getConnection" | "disconnect" | "importConnections">;
 
 const STATUS: Record<ConnectionRecord["status"], ConnectionStatus> = {
   pending: ConnectionStatus.CONNECTION_STATUS_PENDING,
@@ -97,6 +100,40 @@ export function createConnectionService(
       const r = await oauth.disconnect(tenant, connectionId);
       onDisconnected(req.tenant, req.connectionId);
       return { revokedAtProvider: r.revokedAtProvider };
+    }),
+    importConnections: clientStream<ImportConnectionsRequest, ImportConnectionsResponse>("ImportConnections", async (requests, ctx) => {
+      const stream = requests[Symbol.asyncIterator]();
+      const first = await stream.next();
+      if (first.done) throw new CapvaultError("INVALID_REQUEST", "no records to import");
+      const tenant = required(first.value.tenant, "tenant");
+      const op = (await requireOperator(ctx, tenant, "import")) ?? undefined;
+      const who = { tenant, action: "import", subject: op?.subject ?? "", delegationChain: op?.revocationIds ?? [] };
+      // Audited before it takes effect, then with its outcome (counts only: never a token, user or account).
+      await audit?.recordAndWait({ ...who, decision: "intent" });
+      async function* batches(): AsyncGenerator<ImportRecord[]> {
+        for (let next: IteratorResult<ImportConnectionsRequest> = first; !next.done; next = await stream.next()) {
+          if (next.value.tenant && next.value.tenant !== tenant) throw new CapvaultError("INVALID_REQUEST", "every message must name the same tenant");
+          yield next.value.connections.map((c) => ({
+            line: c.line,
+            user: c.user,
+            provider: c.provider,
+            account: c.account,
+            accessToken: c.accessToken,
+            ...(c.refreshToken ? { refreshToken: c.refreshToken } : {}),
+            ...(c.expiresAt ? { expiresAt: c.expiresAt } : {}),
+            scopes: c.scopes,
+          }));
+        }
+      }
+      const summary = await oauth.importConnections(tenant, batches());
+      await audit?.recordAndWait({
+        ...who,
+        decision: "ok",
+        detail: `imported ${summary.imported}, updated ${summary.updated}, unchanged ${summary.unchanged}, refused ${summary.refused.length}`,
+      });
+      // Updated connections have new tokens: the Proxy must not keep serving the cached ones.
+      for (const connection of summary.changed) onDisconnected(tenant, connection);
+      return { imported: summary.imported, updated: summary.updated, unchanged: summary.unchanged, refused: summary.refused };
     }),
   };
 }

@@ -1,4 +1,6 @@
 import type {
+  handleClientStreamingCall,
+  ServerReadableStream,
   handleBidiStreamingCall,
   handleServerStreamingCall,
   handleUnaryCall,
@@ -74,6 +76,32 @@ export function serverStream<Req, Res>(
         (err) => {
           if (!call.destroyed && !call.writableEnded) call.emit("error", Object.assign(new Error(), fail(method, err)));
         },
+      )
+      .finally(() => ctx.finished());
+  };
+}
+
+/**
+ * Adapt an async consumer to a grpc-js client-streaming handler: `fn` reads the request messages as an async iterable
+ * (a malformed one fails the call with INVALID_REQUEST) and its result is the one answer.
+ */
+export function clientStream<Req, Res>(
+  method: string,
+  fn: (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>,
+): handleClientStreamingCall<Req, Res> {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
+    const ctx = callContext(call);
+    async function* messages(): AsyncGenerator<Req> {
+      for await (const message of call as AsyncIterable<Req>) {
+        checkRequest(message);
+        yield message;
+      }
+    }
+    Promise.resolve()
+      .then(() => fn(messages(), ctx))
+      .then(
+        (res) => callback(null, res),
+        (err) => callback(fail(method, err) as never),
       )
       .finally(() => ctx.finished());
   };

@@ -1,4 +1,8 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapvaultClientError, connect } from "../../src/client/index.js";
 import { followToCallback, openCallback } from "../oauth/support/authorize-driver.js";
@@ -101,4 +105,82 @@ describe("capvault connections", () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain("CONNECTION_NOT_FOUND");
   }, 60_000);
+
+  it("import: 10,000 JSON lines with 10 bad ones imports 9,990, names the 10 by line, is idempotent, and no token is left in clear", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "capvault-import-"));
+    try {
+      const tag = randomBytes(4).toString("hex");
+      const bad = new Map<number, string>([
+        [17, "{not json"],
+        [1001, "[1, 2, 3]"],
+        [2002, JSON.stringify({ provider: "gh", user: "u", account: "a-missing-token" })],
+        [3003, JSON.stringify({ provider: "gh", user: "u", account: "a", access_token: 42 })],
+        [4004, JSON.stringify({ provider: "nope", user: "u", account: "a-unknown", access_token: `SECRET-AT-${tag}-x` })],
+        [5005, JSON.stringify({ provider: "gh", user: "", account: "a-no-user", access_token: `SECRET-AT-${tag}-y` })],
+        [6006, JSON.stringify({ provider: "gh", user: "u", account: "a-scopes", access_token: `SECRET-AT-${tag}-z`, scopes: [1] })],
+        [7007, JSON.stringify({ provider: "gh", user: "u", account: "a-expiry", access_token: `SECRET-AT-${tag}-w`, expires_at: "soon" })],
+        [8008, JSON.stringify({ provider: "gh", user: "u", account: "", access_token: `SECRET-AT-${tag}-v` })],
+        [9009, JSON.stringify({ provider: "gh", user: "u", account: "a-bad-scope", access_token: `SECRET-AT-${tag}-u`, scopes: ["a b"] })],
+      ]);
+      const lines: string[] = [];
+      for (let n = 1; n <= 10_000; n++) {
+        lines.push(
+          bad.get(n) ??
+            JSON.stringify({
+              provider: "gh",
+              user: `user-${n}`,
+              account: `acct-${tag}-${n}`,
+              access_token: `SECRET-AT-${tag}-${n}`,
+              refresh_token: `SECRET-RT-${tag}-${n}`,
+              expires_at: "2030-01-01T00:00:00Z",
+              scopes: ["repo", "read:org"],
+            }),
+        );
+      }
+      const file = join(dir, "tokens.jsonl");
+      await writeFile(file, `${lines.join("\n")}\n`);
+
+      const first = await runCli(["connections", "import", file, "--json"], { env, timeoutMs: 300_000 });
+      expect(first.code, first.stderr).toBe(1); // some lines were refused
+      const r1 = JSON.parse(first.stdout.trim().split("\n").pop()!) as { imported: number; updated: number; unchanged: number; refused: number; refusals: Array<{ line: number; reason: string }> };
+      expect(r1).toMatchObject({ imported: 9_990, updated: 0, unchanged: 0, refused: 10 });
+      expect(r1.refusals.map((x) => x.line)).toEqual([...bad.keys()]);
+      expect(r1.refusals.find((x) => x.line === 4004)!.reason).toBe("PROVIDER_UNKNOWN");
+
+      const second = await runCli(["connections", "import", file, "--json"], { env, timeoutMs: 300_000 });
+      const r2 = JSON.parse(second.stdout.trim().split("\n").pop()!) as typeof r1;
+      expect(r2).toMatchObject({ imported: 0, updated: 0, unchanged: 9_990, refused: 10 });
+      const listed = await runCli(["connections", "list", "--json"], { env, timeoutMs: 60_000 });
+      const imported = listed.stdout.trim().split("\n").map((l) => JSON.parse(l) as { id: string; account: string; status: string }).filter((c) => c.account.startsWith(`acct-${tag}-`));
+      expect(imported).toHaveLength(9_990);
+      expect(new Set(imported.map((c) => c.id)).size).toBe(9_990);
+      expect(imported.every((c) => c.status === "ACTIVE")).toBe(true);
+
+      for (const out of [first.stdout, first.stderr, second.stdout, second.stderr, listed.stdout]) {
+        expect(out).not.toMatch(/SECRET-(AT|RT)-/);
+      }
+      // A dump of every collection of the broker's database: the tokens exist only sealed.
+      let documents = 0;
+      for (const { name } of await broker.db.db.listCollections().toArray()) {
+        for await (const d of broker.db.db.collection(name).find({})) {
+          documents++;
+          expect(JSON.stringify(d).includes("SECRET-"), `a token in clear in ${name}`).toBe(false);
+        }
+      }
+      expect(documents).toBeGreaterThan(19_980);
+
+      // And the broker uses an imported token as it would a connected account's.
+      const one = imported.find((c) => c.account === `acct-${tag}-4242`)!;
+      const agentToken = (await broker.mint([{ connection: one.id, method: "GET", pathPrefix: "/" }], 600, "agent-import")).token;
+      const agent = connect(broker.address, agentToken);
+      try {
+        expect((await agent.fetch(one.id, { method: "GET", path: "/imported" })).status).toBe(200);
+      } finally {
+        agent.close();
+      }
+      expect(broker.upstream.headerValues(broker.upstream.requests.length - 1, "authorization")).toEqual([`Bearer SECRET-AT-${tag}-4242`]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });

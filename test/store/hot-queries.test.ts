@@ -7,6 +7,8 @@ import { COLLECTIONS } from "../../src/store/mongodb/collections.js";
 import { mongoStoreOn } from "../../src/store/mongodb/mongodb-store.js";
 import type { Store } from "../../src/store/store.js";
 import { openTestDatabase, type TestDatabase } from "../support/mongo.js";
+import { openVault } from "../../src/vault/open-vault.js";
+import { openLocalKeyring } from "../../src/vault/local-keyring.js";
 
 /**
  * The queries a broker runs on every call, or on every page and poll, must cost the same at a million documents as at
@@ -60,6 +62,35 @@ describe("hot queries are `_id` lookups", () => {
     expect(finds.length).toBeGreaterThan(10);
     const notById = finds.filter((f) => !isIdEquality(f.filter) || f.sort !== undefined);
     expect(notById).toEqual([]);
+  });
+
+  it("a record's data key is found, and a new record's created, with `_id` lookups only", async () => {
+    const { store, finds } = await setUp();
+    const keyring = await openLocalKeyring({ source: "dev" });
+    const vault = await openVault({ dataKeys: store.dataKeys, keyring });
+    const context = (record: string) => ({ tenant: "acme", record, provider: "gh", field: "access_token" as const });
+    for (let i = 0; i < 5; i++) await vault.seal(`secret-${i}`, context(`conn_new_${i}`));
+    // A fresh vault (no cache) finds the existing keys.
+    const again = await openVault({ dataKeys: store.dataKeys, keyring });
+    const sealed = await again.seal("another", context("conn_new_3"));
+    expect((await again.open(sealed, context("conn_new_3"))).toString()).toBe("another");
+    const dataKeyFinds = finds.filter((f) => f.collection === COLLECTIONS.dataKeys || f.collection === COLLECTIONS.dataKeyRecords);
+    expect(dataKeyFinds.length).toBeGreaterThan(5);
+    expect(dataKeyFinds.filter((f) => !isIdEquality(f.filter) || f.sort !== undefined)).toEqual([]);
+  });
+
+  it("a data key stored without its pointer (by an older version) is still the one its record uses", async () => {
+    const { store } = await setUp();
+    const keyring = await openLocalKeyring({ source: "dev" });
+    const vault = await openVault({ dataKeys: store.dataKeys, keyring });
+    const context = { tenant: "acme", record: "conn_legacy", provider: "gh", field: "access_token" as const };
+    const first = await vault.seal("before the upgrade", context);
+    await tdb.db.collection(COLLECTIONS.dataKeyRecords).deleteMany({});
+    const upgraded = await openVault({ dataKeys: store.dataKeys, keyring });
+    const second = await upgraded.seal("after the upgrade", context);
+    expect(second.dek).toBe(first.dek);
+    expect(await tdb.db.collection(COLLECTIONS.dataKeys).countDocuments({ record: "conn_legacy" })).toBe(1);
+    expect((await upgraded.open(first, context)).toString()).toBe("before the upgrade");
   });
 
   it("FerretDB serves an `_id` equality from its index (explain)", async () => {

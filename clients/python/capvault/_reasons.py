@@ -39,6 +39,7 @@ REASONS = {
     "OAUTH_TOKEN_EXCHANGE_FAILED": ("UNAVAILABLE", 14, "the provider's token endpoint failed"),
     "REFRESH_FAILED": ("UNAVAILABLE", 14, "refreshing the connection failed; retry"),
     "REFRESH_BUSY": ("UNAVAILABLE", 14, "another broker is refreshing this connection; retry"),
+    "IMPORT_CONFLICT": ("ABORTED", 10, "the connection changed while it was imported; import the record again"),
     "REFRESH_LOST_IN_FLIGHT": ("FAILED_PRECONDITION", 9, "a token refresh was lost in flight and the provider ended the grant; the user must reconnect this account"),
     "PROVIDER_UNAVAILABLE": ("UNAVAILABLE", 14, "the provider is unavailable"),
     "SECRET_UNDECRYPTABLE": ("DATA_LOSS", 15, "a stored secret failed to decrypt (wrong key, record or field)"),

@@ -24,6 +24,7 @@ import {
   type ParsedOptions,
 } from "../broker-client.js";
 import { EXIT, type CliCommand } from "../cli-command.js";
+import { importConnectionsFromLines } from "./connections-import.js";
 
 const HELP = `Usage: capvault connections <connect|list|show|disconnect> [options]
 
@@ -35,6 +36,10 @@ Users' connected accounts, over ConnectionService, with an operator capability (
   list [--user U]     the tenant's connections (a table; --json for JSON lines)
   show ID             one connection (--json for JSON)
   disconnect ID       revoke at the provider where supported and delete; the next Proxy call on it is refused
+  import FILE|-       move tokens you already hold into the vault: JSON lines of {provider, user, account,
+                      access_token, refresh_token?, expires_at? (RFC 3339 or seconds), scopes? (list or "a b")}; each
+                      is sealed and stored as an ACTIVE connection, idempotent per (tenant, provider, account). Prints
+                      a summary and every refused line by number (never its content); exit 1 if any was refused
 
   --tenant T          the tenant (default CAPVAULT_TENANT, else dev)
   --json              JSON output
@@ -54,7 +59,7 @@ export interface ConnectionsIo {
 
 export const connectionsCommand: CliCommand = {
   name: "connections",
-  summary: "Connect users' accounts (OAuth), list, show and disconnect them (operators)",
+  summary: "Connect users' accounts (OAuth), list, show, disconnect, import existing tokens (operators)",
   help: HELP,
   run(argv) {
     return runConnectionsCommand(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
@@ -70,7 +75,7 @@ export async function runConnectionsCommand(argv: string[], io: ConnectionsIo): 
   let o: ParsedOptions;
   let token: string | undefined;
   try {
-    if (!["connect", "list", "show", "disconnect"].includes(sub)) throw new CliUsageError(`unknown subcommand ${JSON.stringify(sub)}`);
+    if (!["connect", "list", "show", "disconnect", "import"].includes(sub)) throw new CliUsageError(`unknown subcommand ${JSON.stringify(sub)}`);
     o = parseOptions(rest, OPTIONS);
     token = await callerToken(o, { env: io.env });
     if (!token) throw new CliUsageError("no operator capability: set CAPVAULT_TOKEN or use --token-file FILE");
@@ -130,6 +135,21 @@ export async function runConnectionsCommand(argv: string[], io: ConnectionsIo): 
         const v = view(res.connection!);
         io.stdout.write(json ? `${JSON.stringify(v)}\n` : Object.entries(v).map(([k, x]) => `${k.padEnd(10)} ${Array.isArray(x) ? x.join(" ") : x}\n`).join(""));
         return EXIT.ok;
+      }
+      case "import": {
+        const [source] = positionals(o, 1, "FILE (or - for stdin)");
+        const report = await importConnectionsFromLines(client, md(), o.values["--timeout-ms"] ? deadline : 3_600_000, tenant, source, {
+          stdin: process.stdin,
+          stdout: io.stdout,
+          stderr: io.stderr,
+        });
+        const summary = { lines: report.lines, imported: report.imported, updated: report.updated, unchanged: report.unchanged, refused: report.refused.length };
+        if (json) io.stdout.write(`${JSON.stringify({ ...summary, refusals: report.refused })}\n`);
+        else {
+          io.stdout.write(`imported ${summary.imported}, updated ${summary.updated}, unchanged ${summary.unchanged}, refused ${summary.refused} (${summary.lines} lines)\n`);
+          for (const r of report.refused) io.stdout.write(`  line ${r.line}: ${r.reason}: ${r.message}\n`);
+        }
+        return report.refused.length ? EXIT.failure : EXIT.ok;
       }
       default: {
         const [connectionId] = positionals(o, 1, "ID");

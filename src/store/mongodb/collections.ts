@@ -12,6 +12,8 @@ export const COLLECTIONS = {
   auditWriters: "audit_writers",
   leases: "leases",
   dataKeys: "data_keys",
+  /** Which data key a record uses, by `_id` = tenant and record: lookups that cost the same at any size. */
+  dataKeyRecords: "data_key_records",
   oauthStates: "oauth_states",
   oauthStateConsumptions: "oauth_state_consumptions",
   credentials: "credentials",

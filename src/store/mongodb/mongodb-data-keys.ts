@@ -6,6 +6,19 @@ import { insertOnce } from "./collections.js";
 export type DataKeyDocument = Omit<DataKeyRecord, "id"> & { _id: string };
 
 /**
+ * Which data key a record uses: `_id` is the tenant and record, so finding a record's key is two `_id` lookups (which
+ * FerretDB serves from its index; a query on tenant + record scans the whole collection there, and every new record
+ * would cost a scan of every data key). Written right after the key; a key without one (written by a version before
+ * these, or by a writer that lost a race) is found by the scan, once, when inserting a second key for its record fails.
+ */
+export interface DataKeyPointerDocument {
+  _id: string;
+  dek: string;
+}
+
+const pointerId = (tenant: string, record: string) => JSON.stringify([tenant, record]);
+
+/**
  * The unique index on tenant + record makes creating a record's data key an insert-once (FerretDB enforces unique
  * indexes on insert, with code 11000). Safe to call repeatedly.
  */
@@ -27,7 +40,10 @@ function fromDoc(doc: DataKeyDocument | null): DataKeyRecord | undefined {
 export class MongoDataKeys implements DataKeyRepository {
   private indexes: Promise<void> | undefined;
 
-  constructor(private readonly c: Collection<DataKeyDocument>) {}
+  constructor(
+    private readonly c: Collection<DataKeyDocument>,
+    private readonly pointers: Collection<DataKeyPointerDocument>,
+  ) {}
 
   async insert({ id, ...rest }: DataKeyRecord) {
     // The unique index is what makes "one data key per record" hold, so make sure it exists even if the caller
@@ -37,7 +53,16 @@ export class MongoDataKeys implements DataKeyRepository {
       throw err;
     });
     await this.indexes;
-    return insertOnce(this.c, { _id: id, ...rest });
+    if (!(await insertOnce(this.c, { _id: id, ...rest }))) {
+      // The record has a key already (the unique index): make sure it can be found by `_id` from now on.
+      const existing = await this.scanByRecord(rest.tenant, rest.record);
+      if (existing) await insertOnce(this.pointers, { _id: pointerId(rest.tenant, rest.record), dek: existing.id });
+      return false;
+    }
+    if (await insertOnce(this.pointers, { _id: pointerId(rest.tenant, rest.record), dek: id })) return true;
+    // Another writer's key for this record was pointed to first (a server without the unique index): ours goes.
+    await this.c.deleteOne({ _id: id });
+    return false;
   }
 
   async get(id: string) {
@@ -45,9 +70,19 @@ export class MongoDataKeys implements DataKeyRepository {
   }
 
   async findByRecord(tenant: string, record: string) {
+    const pointer = await this.pointers.findOne({ _id: pointerId(tenant, record) });
+    if (!pointer) return undefined;
+    const doc = await this.c.findOne({ _id: pointer.dek });
+    if (doc && doc.tenant === tenant && doc.record === record) return fromDoc(doc);
+    // A pointer left by a delete that stopped half-way: the record has no key (a new one may be created).
+    await this.pointers.deleteOne({ _id: pointer._id, dek: pointer.dek });
+    return undefined;
+  }
+
+  /** The record's key by a query (a scan on FerretDB): only when a key exists without its pointer. */
+  private async scanByRecord(tenant: string, record: string) {
     // Sorted, so that even without the unique index every reader picks the same (oldest) key.
-    const doc = await this.c.find({ tenant, record }).sort({ createdAt: 1, _id: 1 }).limit(1).next();
-    return fromDoc(doc);
+    return fromDoc(await this.c.find({ tenant, record }).sort({ createdAt: 1, _id: 1 }).limit(1).next());
   }
 
   async rewrap(id: string, expected: DataKeyWrapping, next: DataKeyWrapping & { rewrappedAt: Date }) {
@@ -73,6 +108,7 @@ export class MongoDataKeys implements DataKeyRepository {
   }
 
   async deleteByRecord(tenant: string, record: string) {
+    await this.pointers.deleteOne({ _id: pointerId(tenant, record) });
     return (await this.c.deleteMany({ tenant, record })).deletedCount;
   }
 }

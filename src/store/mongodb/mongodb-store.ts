@@ -181,7 +181,7 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     revocations: new MongoRevocations(db.collection(COLLECTIONS.revocations), db.collection(COLLECTIONS.revocationLog)),
     audit: new MongoAudit(db),
     leases: new MongoLeases(db.collection(COLLECTIONS.leases)),
-    dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys)),
+    dataKeys: new MongoDataKeys(db.collection(COLLECTIONS.dataKeys), db.collection(COLLECTIONS.dataKeyRecords)),
     oauthStates: new MongoOAuthStates(db),
     credentials: new MongoCredentials(db),
     rootKeys: new MongoRootKeys(db.collection(COLLECTIONS.rootKeys)),

@@ -12,6 +12,8 @@ import {
   Client,
   type ClientOptions,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -122,6 +124,44 @@ export interface DisconnectRequest {
 export interface DisconnectResponse {
   /** Whether the provider confirmed revocation; false also when it has no revocation or was unreachable. */
   revokedAtProvider: boolean;
+}
+
+/** One account's tokens to import. */
+export interface ImportedConnection {
+  /** The record's line number in the caller's input, echoed in refusals. */
+  line: number;
+  user: string;
+  provider: string;
+  /** The provider account (login, team, email): with the tenant and provider, the import's idempotency key. */
+  account: string;
+  accessToken: string;
+  refreshToken: string;
+  expiresAt?: Date | undefined;
+  scopes: string[];
+}
+
+export interface ImportConnectionsRequest {
+  /** The tenant to import into: required in the first message, the same in every later one. */
+  tenant: string;
+  connections: ImportedConnection[];
+}
+
+/** A record that was not imported. */
+export interface ImportRefusal {
+  line: number;
+  /** Stable reason, e.g. INVALID_REQUEST or PROVIDER_UNKNOWN. */
+  reason: string;
+  message: string;
+}
+
+export interface ImportConnectionsResponse {
+  /** New connections. */
+  imported: number;
+  /** Existing connections (same tenant, provider and account) whose tokens changed. */
+  updated: number;
+  /** Existing connections whose tokens were already those. */
+  unchanged: number;
+  refused: ImportRefusal[];
 }
 
 function createBaseConnection(): Connection {
@@ -1066,6 +1106,517 @@ export const DisconnectResponse: MessageFns<DisconnectResponse> = {
   },
 };
 
+function createBaseImportedConnection(): ImportedConnection {
+  return {
+    line: 0,
+    user: "",
+    provider: "",
+    account: "",
+    accessToken: "",
+    refreshToken: "",
+    expiresAt: undefined,
+    scopes: [],
+  };
+}
+
+export const ImportedConnection: MessageFns<ImportedConnection> = {
+  encode(message: ImportedConnection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.line !== 0) {
+      writer.uint32(8).uint32(message.line);
+    }
+    if (message.user !== "") {
+      writer.uint32(18).string(message.user);
+    }
+    if (message.provider !== "") {
+      writer.uint32(26).string(message.provider);
+    }
+    if (message.account !== "") {
+      writer.uint32(34).string(message.account);
+    }
+    if (message.accessToken !== "") {
+      writer.uint32(42).string(message.accessToken);
+    }
+    if (message.refreshToken !== "") {
+      writer.uint32(50).string(message.refreshToken);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(58).fork()).join();
+    }
+    for (const v of message.scopes) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportedConnection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportedConnection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.line = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.accessToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.refreshToken = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportedConnection {
+    return {
+      line: isSet(object.line) ? globalThis.Number(object.line) : 0,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
+      accessToken: isSet(object.accessToken)
+        ? globalThis.String(object.accessToken)
+        : isSet(object.access_token)
+        ? globalThis.String(object.access_token)
+        : "",
+      refreshToken: isSet(object.refreshToken)
+        ? globalThis.String(object.refreshToken)
+        : isSet(object.refresh_token)
+        ? globalThis.String(object.refresh_token)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      scopes: globalThis.Array.isArray(object?.scopes)
+        ? object.scopes.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImportedConnection): unknown {
+    const obj: any = {};
+    if (message.line !== 0) {
+      obj.line = Math.round(message.line);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    if (message.accessToken !== "") {
+      obj.accessToken = message.accessToken;
+    }
+    if (message.refreshToken !== "") {
+      obj.refreshToken = message.refreshToken;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportedConnection>, I>>(base?: I): ImportedConnection {
+    return ImportedConnection.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportedConnection>, I>>(object: I): ImportedConnection {
+    const message = createBaseImportedConnection();
+    message.line = object.line ?? 0;
+    message.user = object.user ?? "";
+    message.provider = object.provider ?? "";
+    message.account = object.account ?? "";
+    message.accessToken = object.accessToken ?? "";
+    message.refreshToken = object.refreshToken ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.scopes = object.scopes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseImportConnectionsRequest(): ImportConnectionsRequest {
+  return { tenant: "", connections: [] };
+}
+
+export const ImportConnectionsRequest: MessageFns<ImportConnectionsRequest> = {
+  encode(message: ImportConnectionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    for (const v of message.connections) {
+      ImportedConnection.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportConnectionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportConnectionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.connections.push(ImportedConnection.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportConnectionsRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      connections: globalThis.Array.isArray(object?.connections)
+        ? object.connections.map((e: any) => ImportedConnection.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImportConnectionsRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.connections?.length) {
+      obj.connections = message.connections.map((e) => ImportedConnection.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportConnectionsRequest>, I>>(base?: I): ImportConnectionsRequest {
+    return ImportConnectionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportConnectionsRequest>, I>>(object: I): ImportConnectionsRequest {
+    const message = createBaseImportConnectionsRequest();
+    message.tenant = object.tenant ?? "";
+    message.connections = object.connections?.map((e) => ImportedConnection.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseImportRefusal(): ImportRefusal {
+  return { line: 0, reason: "", message: "" };
+}
+
+export const ImportRefusal: MessageFns<ImportRefusal> = {
+  encode(message: ImportRefusal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.line !== 0) {
+      writer.uint32(8).uint32(message.line);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportRefusal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportRefusal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.line = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportRefusal {
+    return {
+      line: isSet(object.line) ? globalThis.Number(object.line) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: ImportRefusal): unknown {
+    const obj: any = {};
+    if (message.line !== 0) {
+      obj.line = Math.round(message.line);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportRefusal>, I>>(base?: I): ImportRefusal {
+    return ImportRefusal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportRefusal>, I>>(object: I): ImportRefusal {
+    const message = createBaseImportRefusal();
+    message.line = object.line ?? 0;
+    message.reason = object.reason ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseImportConnectionsResponse(): ImportConnectionsResponse {
+  return { imported: 0, updated: 0, unchanged: 0, refused: [] };
+}
+
+export const ImportConnectionsResponse: MessageFns<ImportConnectionsResponse> = {
+  encode(message: ImportConnectionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.imported !== 0) {
+      writer.uint32(8).uint32(message.imported);
+    }
+    if (message.updated !== 0) {
+      writer.uint32(16).uint32(message.updated);
+    }
+    if (message.unchanged !== 0) {
+      writer.uint32(24).uint32(message.unchanged);
+    }
+    for (const v of message.refused) {
+      ImportRefusal.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportConnectionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportConnectionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.imported = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.updated = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.unchanged = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.refused.push(ImportRefusal.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportConnectionsResponse {
+    return {
+      imported: isSet(object.imported) ? globalThis.Number(object.imported) : 0,
+      updated: isSet(object.updated) ? globalThis.Number(object.updated) : 0,
+      unchanged: isSet(object.unchanged) ? globalThis.Number(object.unchanged) : 0,
+      refused: globalThis.Array.isArray(object?.refused)
+        ? object.refused.map((e: any) => ImportRefusal.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImportConnectionsResponse): unknown {
+    const obj: any = {};
+    if (message.imported !== 0) {
+      obj.imported = Math.round(message.imported);
+    }
+    if (message.updated !== 0) {
+      obj.updated = Math.round(message.updated);
+    }
+    if (message.unchanged !== 0) {
+      obj.unchanged = Math.round(message.unchanged);
+    }
+    if (message.refused?.length) {
+      obj.refused = message.refused.map((e) => ImportRefusal.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportConnectionsResponse>, I>>(base?: I): ImportConnectionsResponse {
+    return ImportConnectionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportConnectionsResponse>, I>>(object: I): ImportConnectionsResponse {
+    const message = createBaseImportConnectionsResponse();
+    message.imported = object.imported ?? 0;
+    message.updated = object.updated ?? 0;
+    message.unchanged = object.unchanged ?? 0;
+    message.refused = object.refused?.map((e) => ImportRefusal.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * ConnectionService connects users' third-party accounts through OAuth and manages them.
  * Every RPC takes an operator capability in the `authorization: Bearer` metadata.
@@ -1116,6 +1667,22 @@ export const ConnectionServiceService = {
     responseSerialize: (value: DisconnectResponse): Buffer => Buffer.from(DisconnectResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DisconnectResponse => DisconnectResponse.decode(value),
   },
+  /**
+   * ImportConnections moves tokens that already exist elsewhere (an app database) into the vault: each record is
+   * sealed like a connected account's tokens and stored as an ACTIVE connection, idempotent per (tenant, provider,
+   * account). A bad record is refused and reported by its line number; it is never half-written.
+   */
+  importConnections: {
+    path: "/capvault.v1.ConnectionService/ImportConnections" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportConnectionsRequest): Buffer =>
+      Buffer.from(ImportConnectionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportConnectionsRequest => ImportConnectionsRequest.decode(value),
+    responseSerialize: (value: ImportConnectionsResponse): Buffer =>
+      Buffer.from(ImportConnectionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImportConnectionsResponse => ImportConnectionsResponse.decode(value),
+  },
 } as const;
 
 export interface ConnectionServiceServer extends UntypedServiceImplementation {
@@ -1127,6 +1694,12 @@ export interface ConnectionServiceServer extends UntypedServiceImplementation {
   getConnection: handleUnaryCall<GetConnectionRequest, GetConnectionResponse>;
   /** Disconnect revokes at the provider where supported and always deletes locally. */
   disconnect: handleUnaryCall<DisconnectRequest, DisconnectResponse>;
+  /**
+   * ImportConnections moves tokens that already exist elsewhere (an app database) into the vault: each record is
+   * sealed like a connected account's tokens and stored as an ACTIVE connection, idempotent per (tenant, provider,
+   * account). A bad record is refused and reported by its line number; it is never half-written.
+   */
+  importConnections: handleClientStreamingCall<ImportConnectionsRequest, ImportConnectionsResponse>;
 }
 
 export interface ConnectionServiceClient extends Client {
@@ -1194,6 +1767,27 @@ export interface ConnectionServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DisconnectResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * ImportConnections moves tokens that already exist elsewhere (an app database) into the vault: each record is
+   * sealed like a connected account's tokens and stored as an ACTIVE connection, idempotent per (tenant, provider,
+   * account). A bad record is refused and reported by its line number; it is never half-written.
+   */
+  importConnections(
+    callback: (error: ServiceError | null, response: ImportConnectionsResponse) => void,
+  ): ClientWritableStream<ImportConnectionsRequest>;
+  importConnections(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImportConnectionsResponse) => void,
+  ): ClientWritableStream<ImportConnectionsRequest>;
+  importConnections(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportConnectionsResponse) => void,
+  ): ClientWritableStream<ImportConnectionsRequest>;
+  importConnections(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportConnectionsResponse) => void,
+  ): ClientWritableStream<ImportConnectionsRequest>;
 }
 
 export const ConnectionServiceClient = makeGenericClientConstructor(

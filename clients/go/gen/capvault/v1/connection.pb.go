@@ -612,6 +612,295 @@ func (x *DisconnectResponse) GetRevokedAtProvider() bool {
 	return false
 }
 
+// One account's tokens to import.
+type ImportedConnection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's line number in the caller's input, echoed in refusals.
+	Line     uint32 `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	User     string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider account (login, team, email): with the tenant and provider, the import's idempotency key.
+	Account       string                 `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
+	AccessToken   string                 `protobuf:"bytes,5,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	RefreshToken  string                 `protobuf:"bytes,6,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Scopes        []string               `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedConnection) Reset() {
+	*x = ImportedConnection{}
+	mi := &file_capvault_v1_connection_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedConnection) ProtoMessage() {}
+
+func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_capvault_v1_connection_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedConnection.ProtoReflect.Descriptor instead.
+func (*ImportedConnection) Descriptor() ([]byte, []int) {
+	return file_capvault_v1_connection_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ImportedConnection) GetLine() uint32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *ImportedConnection) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type ImportConnectionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant to import into: required in the first message, the same in every later one.
+	Tenant        string                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Connections   []*ImportedConnection `protobuf:"bytes,2,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportConnectionsRequest) Reset() {
+	*x = ImportConnectionsRequest{}
+	mi := &file_capvault_v1_connection_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportConnectionsRequest) ProtoMessage() {}
+
+func (x *ImportConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_capvault_v1_connection_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*ImportConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_capvault_v1_connection_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ImportConnectionsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ImportConnectionsRequest) GetConnections() []*ImportedConnection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+// A record that was not imported.
+type ImportRefusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Line  uint32                 `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	// Stable reason, e.g. INVALID_REQUEST or PROVIDER_UNKNOWN.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRefusal) Reset() {
+	*x = ImportRefusal{}
+	mi := &file_capvault_v1_connection_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRefusal) ProtoMessage() {}
+
+func (x *ImportRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_capvault_v1_connection_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRefusal.ProtoReflect.Descriptor instead.
+func (*ImportRefusal) Descriptor() ([]byte, []int) {
+	return file_capvault_v1_connection_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ImportRefusal) GetLine() uint32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *ImportRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ImportRefusal) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ImportConnectionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// New connections.
+	Imported uint32 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
+	// Existing connections (same tenant, provider and account) whose tokens changed.
+	Updated uint32 `protobuf:"varint,2,opt,name=updated,proto3" json:"updated,omitempty"`
+	// Existing connections whose tokens were already those.
+	Unchanged     uint32           `protobuf:"varint,3,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	Refused       []*ImportRefusal `protobuf:"bytes,4,rep,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportConnectionsResponse) Reset() {
+	*x = ImportConnectionsResponse{}
+	mi := &file_capvault_v1_connection_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportConnectionsResponse) ProtoMessage() {}
+
+func (x *ImportConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_capvault_v1_connection_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*ImportConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_capvault_v1_connection_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ImportConnectionsResponse) GetImported() uint32 {
+	if x != nil {
+		return x.Imported
+	}
+	return 0
+}
+
+func (x *ImportConnectionsResponse) GetUpdated() uint32 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *ImportConnectionsResponse) GetUnchanged() uint32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+func (x *ImportConnectionsResponse) GetRefused() []*ImportRefusal {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
 var File_capvault_v1_connection_proto protoreflect.FileDescriptor
 
 const file_capvault_v1_connection_proto_rawDesc = "" +
@@ -659,18 +948,41 @@ const file_capvault_v1_connection_proto_rawDesc = "" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"D\n" +
 	"\x12DisconnectResponse\x12.\n" +
-	"\x13revoked_at_provider\x18\x01 \x01(\bR\x11revokedAtProvider*\x96\x01\n" +
+	"\x13revoked_at_provider\x18\x01 \x01(\bR\x11revokedAtProvider\"\x8d\x02\n" +
+	"\x12ImportedConnection\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\rR\x04line\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x18\n" +
+	"\aaccount\x18\x04 \x01(\tR\aaccount\x12!\n" +
+	"\faccess_token\x18\x05 \x01(\tR\vaccessToken\x12#\n" +
+	"\rrefresh_token\x18\x06 \x01(\tR\frefreshToken\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
+	"\x06scopes\x18\b \x03(\tR\x06scopes\"u\n" +
+	"\x18ImportConnectionsRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12A\n" +
+	"\vconnections\x18\x02 \x03(\v2\x1f.capvault.v1.ImportedConnectionR\vconnections\"U\n" +
+	"\rImportRefusal\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\rR\x04line\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xa5\x01\n" +
+	"\x19ImportConnectionsResponse\x12\x1a\n" +
+	"\bimported\x18\x01 \x01(\rR\bimported\x12\x18\n" +
+	"\aupdated\x18\x02 \x01(\rR\aupdated\x12\x1c\n" +
+	"\tunchanged\x18\x03 \x01(\rR\tunchanged\x124\n" +
+	"\arefused\x18\x04 \x03(\v2\x1a.capvault.v1.ImportRefusalR\arefused*\x96\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x02\x12\"\n" +
-	"\x1eCONNECTION_STATUS_NEEDS_REAUTH\x10\x032\xed\x02\n" +
+	"\x1eCONNECTION_STATUS_NEEDS_REAUTH\x10\x032\xd3\x03\n" +
 	"\x11ConnectionService\x12S\n" +
 	"\fBeginConnect\x12 .capvault.v1.BeginConnectRequest\x1a!.capvault.v1.BeginConnectResponse\x12\\\n" +
 	"\x0fListConnections\x12#.capvault.v1.ListConnectionsRequest\x1a$.capvault.v1.ListConnectionsResponse\x12V\n" +
 	"\rGetConnection\x12!.capvault.v1.GetConnectionRequest\x1a\".capvault.v1.GetConnectionResponse\x12M\n" +
 	"\n" +
-	"Disconnect\x12\x1e.capvault.v1.DisconnectRequest\x1a\x1f.capvault.v1.DisconnectResponseB\xb3\x01\n" +
+	"Disconnect\x12\x1e.capvault.v1.DisconnectRequest\x1a\x1f.capvault.v1.DisconnectResponse\x12d\n" +
+	"\x11ImportConnections\x12%.capvault.v1.ImportConnectionsRequest\x1a&.capvault.v1.ImportConnectionsResponse(\x01B\xb3\x01\n" +
 	"\x0fcom.capvault.v1B\x0fConnectionProtoP\x01ZBgithub.com/capvault/capvault/clients/go/gen/capvault/v1;capvaultv1\xa2\x02\x03CXX\xaa\x02\vCapvault.V1\xca\x02\vCapvault\\V1\xe2\x02\x17Capvault\\V1\\GPBMetadata\xea\x02\fCapvault::V1b\x06proto3"
 
 var (
@@ -686,41 +998,50 @@ func file_capvault_v1_connection_proto_rawDescGZIP() []byte {
 }
 
 var file_capvault_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_capvault_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_capvault_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_capvault_v1_connection_proto_goTypes = []any{
-	(ConnectionStatus)(0),           // 0: capvault.v1.ConnectionStatus
-	(*Connection)(nil),              // 1: capvault.v1.Connection
-	(*BeginConnectRequest)(nil),     // 2: capvault.v1.BeginConnectRequest
-	(*BeginConnectResponse)(nil),    // 3: capvault.v1.BeginConnectResponse
-	(*ListConnectionsRequest)(nil),  // 4: capvault.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil), // 5: capvault.v1.ListConnectionsResponse
-	(*GetConnectionRequest)(nil),    // 6: capvault.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),   // 7: capvault.v1.GetConnectionResponse
-	(*DisconnectRequest)(nil),       // 8: capvault.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),      // 9: capvault.v1.DisconnectResponse
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(ConnectionStatus)(0),             // 0: capvault.v1.ConnectionStatus
+	(*Connection)(nil),                // 1: capvault.v1.Connection
+	(*BeginConnectRequest)(nil),       // 2: capvault.v1.BeginConnectRequest
+	(*BeginConnectResponse)(nil),      // 3: capvault.v1.BeginConnectResponse
+	(*ListConnectionsRequest)(nil),    // 4: capvault.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),   // 5: capvault.v1.ListConnectionsResponse
+	(*GetConnectionRequest)(nil),      // 6: capvault.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),     // 7: capvault.v1.GetConnectionResponse
+	(*DisconnectRequest)(nil),         // 8: capvault.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),        // 9: capvault.v1.DisconnectResponse
+	(*ImportedConnection)(nil),        // 10: capvault.v1.ImportedConnection
+	(*ImportConnectionsRequest)(nil),  // 11: capvault.v1.ImportConnectionsRequest
+	(*ImportRefusal)(nil),             // 12: capvault.v1.ImportRefusal
+	(*ImportConnectionsResponse)(nil), // 13: capvault.v1.ImportConnectionsResponse
+	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
 }
 var file_capvault_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: capvault.v1.Connection.status:type_name -> capvault.v1.ConnectionStatus
-	10, // 1: capvault.v1.Connection.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 2: capvault.v1.Connection.created_at:type_name -> google.protobuf.Timestamp
-	10, // 3: capvault.v1.Connection.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 4: capvault.v1.BeginConnectResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 1: capvault.v1.Connection.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 2: capvault.v1.Connection.created_at:type_name -> google.protobuf.Timestamp
+	14, // 3: capvault.v1.Connection.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 4: capvault.v1.BeginConnectResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: capvault.v1.ListConnectionsResponse.connections:type_name -> capvault.v1.Connection
 	1,  // 6: capvault.v1.GetConnectionResponse.connection:type_name -> capvault.v1.Connection
-	2,  // 7: capvault.v1.ConnectionService.BeginConnect:input_type -> capvault.v1.BeginConnectRequest
-	4,  // 8: capvault.v1.ConnectionService.ListConnections:input_type -> capvault.v1.ListConnectionsRequest
-	6,  // 9: capvault.v1.ConnectionService.GetConnection:input_type -> capvault.v1.GetConnectionRequest
-	8,  // 10: capvault.v1.ConnectionService.Disconnect:input_type -> capvault.v1.DisconnectRequest
-	3,  // 11: capvault.v1.ConnectionService.BeginConnect:output_type -> capvault.v1.BeginConnectResponse
-	5,  // 12: capvault.v1.ConnectionService.ListConnections:output_type -> capvault.v1.ListConnectionsResponse
-	7,  // 13: capvault.v1.ConnectionService.GetConnection:output_type -> capvault.v1.GetConnectionResponse
-	9,  // 14: capvault.v1.ConnectionService.Disconnect:output_type -> capvault.v1.DisconnectResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	14, // 7: capvault.v1.ImportedConnection.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 8: capvault.v1.ImportConnectionsRequest.connections:type_name -> capvault.v1.ImportedConnection
+	12, // 9: capvault.v1.ImportConnectionsResponse.refused:type_name -> capvault.v1.ImportRefusal
+	2,  // 10: capvault.v1.ConnectionService.BeginConnect:input_type -> capvault.v1.BeginConnectRequest
+	4,  // 11: capvault.v1.ConnectionService.ListConnections:input_type -> capvault.v1.ListConnectionsRequest
+	6,  // 12: capvault.v1.ConnectionService.GetConnection:input_type -> capvault.v1.GetConnectionRequest
+	8,  // 13: capvault.v1.ConnectionService.Disconnect:input_type -> capvault.v1.DisconnectRequest
+	11, // 14: capvault.v1.ConnectionService.ImportConnections:input_type -> capvault.v1.ImportConnectionsRequest
+	3,  // 15: capvault.v1.ConnectionService.BeginConnect:output_type -> capvault.v1.BeginConnectResponse
+	5,  // 16: capvault.v1.ConnectionService.ListConnections:output_type -> capvault.v1.ListConnectionsResponse
+	7,  // 17: capvault.v1.ConnectionService.GetConnection:output_type -> capvault.v1.GetConnectionResponse
+	9,  // 18: capvault.v1.ConnectionService.Disconnect:output_type -> capvault.v1.DisconnectResponse
+	13, // 19: capvault.v1.ConnectionService.ImportConnections:output_type -> capvault.v1.ImportConnectionsResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_capvault_v1_connection_proto_init() }
@@ -734,7 +1055,7 @@ func file_capvault_v1_connection_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_capvault_v1_connection_proto_rawDesc), len(file_capvault_v1_connection_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

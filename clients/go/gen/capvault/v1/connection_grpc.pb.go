@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectionService_BeginConnect_FullMethodName    = "/capvault.v1.ConnectionService/BeginConnect"
-	ConnectionService_ListConnections_FullMethodName = "/capvault.v1.ConnectionService/ListConnections"
-	ConnectionService_GetConnection_FullMethodName   = "/capvault.v1.ConnectionService/GetConnection"
-	ConnectionService_Disconnect_FullMethodName      = "/capvault.v1.ConnectionService/Disconnect"
+	ConnectionService_BeginConnect_FullMethodName      = "/capvault.v1.ConnectionService/BeginConnect"
+	ConnectionService_ListConnections_FullMethodName   = "/capvault.v1.ConnectionService/ListConnections"
+	ConnectionService_GetConnection_FullMethodName     = "/capvault.v1.ConnectionService/GetConnection"
+	ConnectionService_Disconnect_FullMethodName        = "/capvault.v1.ConnectionService/Disconnect"
+	ConnectionService_ImportConnections_FullMethodName = "/capvault.v1.ConnectionService/ImportConnections"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -40,6 +41,10 @@ type ConnectionServiceClient interface {
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
 	// Disconnect revokes at the provider where supported and always deletes locally.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
+	// ImportConnections moves tokens that already exist elsewhere (an app database) into the vault: each record is
+	// sealed like a connected account's tokens and stored as an ACTIVE connection, idempotent per (tenant, provider,
+	// account). A bad record is refused and reported by its line number; it is never half-written.
+	ImportConnections(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportConnectionsRequest, ImportConnectionsResponse], error)
 }
 
 type connectionServiceClient struct {
@@ -90,6 +95,19 @@ func (c *connectionServiceClient) Disconnect(ctx context.Context, in *Disconnect
 	return out, nil
 }
 
+func (c *connectionServiceClient) ImportConnections(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportConnectionsRequest, ImportConnectionsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConnectionService_ServiceDesc.Streams[0], ConnectionService_ImportConnections_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportConnectionsRequest, ImportConnectionsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConnectionService_ImportConnectionsClient = grpc.ClientStreamingClient[ImportConnectionsRequest, ImportConnectionsResponse]
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -105,6 +123,10 @@ type ConnectionServiceServer interface {
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
 	// Disconnect revokes at the provider where supported and always deletes locally.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
+	// ImportConnections moves tokens that already exist elsewhere (an app database) into the vault: each record is
+	// sealed like a connected account's tokens and stored as an ACTIVE connection, idempotent per (tenant, provider,
+	// account). A bad record is refused and reported by its line number; it is never half-written.
+	ImportConnections(grpc.ClientStreamingServer[ImportConnectionsRequest, ImportConnectionsResponse]) error
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -126,6 +148,9 @@ func (UnimplementedConnectionServiceServer) GetConnection(context.Context, *GetC
 }
 func (UnimplementedConnectionServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedConnectionServiceServer) ImportConnections(grpc.ClientStreamingServer[ImportConnectionsRequest, ImportConnectionsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportConnections not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -220,6 +245,13 @@ func _ConnectionService_Disconnect_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_ImportConnections_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ConnectionServiceServer).ImportConnections(&grpc.GenericServerStream[ImportConnectionsRequest, ImportConnectionsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConnectionService_ImportConnectionsServer = grpc.ClientStreamingServer[ImportConnectionsRequest, ImportConnectionsResponse]
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +276,12 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ConnectionService_Disconnect_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ImportConnections",
+			Handler:       _ConnectionService_ImportConnections_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "capvault/v1/connection.proto",
 }
