@@ -12,6 +12,7 @@ import { createConnectionService } from "../rpc/connection-service.js";
 import type { Logger } from "../log/logger.js";
 import { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { startCallbackServer } from "../oauth/callback-server.js";
+import { describeReadiness, providerReadiness, type ProviderReadiness } from "../oauth/provider-readiness.js";
 import { createOAuthModule, type OAuthModule } from "../oauth/oauth-module.js";
 import { ConnectionDirectory } from "../proxy/connection-directory.js";
 import { UpstreamDispatchers } from "../proxy/fenced-dispatcher.js";
@@ -38,6 +39,8 @@ export interface Broker {
   grpc: GrpcServerHandle;
   /** Dev mode only: an operator capability for `config.devTenant`. */
   devOperatorToken?: string;
+  /** Which catalog providers can connect accounts (client id and secret configured), and what the others miss. */
+  providers: ProviderReadiness[];
   /** Graceful stop: new calls refused, in-flight calls finish (up to the grace period), resources closed. */
   stop(): Promise<void>;
 }
@@ -87,6 +90,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     onEvent: (e) =>
       audit.record({ tenant: e.tenant, action: e.action, connection: e.connection, provider: e.provider, decision: e.decision, reason: e.reason }),
   });
+  const providers = providerReadiness(oauth.catalog);
+  logger.info(
+    { usable: providers.filter((p) => p.usable).map((p) => p.id), missing: Object.fromEntries(providers.filter((p) => !p.usable).map((p) => [p.id, p.missing])) },
+    `providers: ${describeReadiness(providers)}`,
+  );
   const callback = await startCallbackServer({ addr: httpAddr, oauth, logger });
   const sweeper = oauth.startSweeper();
   const purge = oauth.startPurgeJob();
@@ -163,6 +171,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     authority,
     grpc,
     devOperatorToken,
+    providers,
     stop() {
       stopping ??= (async () => {
         readiness.stop();

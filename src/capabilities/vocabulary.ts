@@ -105,6 +105,16 @@ export function normaliseMethod(method: unknown): string {
   return method.toUpperCase();
 }
 
+function grantableMethod(method: unknown): string {
+  const m = normaliseMethod(method);
+  if (!GRANTABLE_METHODS.has(m)) {
+    throw new CapvaultError("METHOD_INVALID", `a grant's method must be an HTTP method an API uses (${[...GRANTABLE_METHODS].join(", ")})`, {
+      metadata: { method: m },
+    });
+  }
+  return m;
+}
+
 /** Lower-case and validate a host name (with optional port). */
 export function normaliseHost(host: unknown): string {
   if (typeof host !== "string" || !/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::\d{1,5})?$/.test(host)) {
@@ -127,12 +137,21 @@ export function operationName(value: unknown): string {
   return op;
 }
 
+/**
+ * Methods a grant may name: those of the IANA HTTP Method Registry an API uses (RFC 9110, PATCH, WebDAV, QUERY).
+ * A grant for anything else (a typo such as FETCH, or TRACE/CONNECT, which the Proxy refuses) could never be used.
+ */
+const GRANTABLE_METHODS: ReadonlySet<string> = new Set([
+  "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY", "SEARCH",
+  "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT",
+]);
+
 /** Validate and normalise one grant. */
 export function normaliseGrant(grant: Grant, limits: CapabilityLimits): Grant {
   if (!grant || typeof grant !== "object") throw new CapvaultError("INVALID_REQUEST", "a grant must be an object");
   return {
     connection: identifier(grant.connection, "grant.connection", limits),
-    method: normaliseMethod(grant.method),
+    method: grantableMethod(grant.method),
     pathPrefix: normalisePathPrefix(grant.pathPrefix),
   };
 }

@@ -56,6 +56,11 @@ describe("mint", () => {
   it("validates its input", async () => {
     await expectReason(h.caps.mint({ ...base(), grants: [] }), "INVALID_REQUEST");
     await expectReason(h.caps.mint({ ...base(), grants: [{ ...grant, method: "GET /" }] }), "METHOD_INVALID");
+    // A token but not an HTTP method an API uses, or one the Proxy never sends: such a grant could never be used.
+    for (const method of ["FETCH", "TRACE", "CONNECT"]) {
+      await expectReason(h.caps.mint({ ...base(), grants: [{ ...grant, method }] }), "METHOD_INVALID");
+    }
+    expect((await h.caps.mint({ ...base(), grants: [{ ...grant, method: "patch" }] })).token).toBeTruthy();
     await expectReason(h.caps.mint({ ...base(), grants: [{ ...grant, pathPrefix: "/repos/acme/../" }] }), "PATH_INVALID");
     await expectReason(h.caps.mint({ ...base(), grants: [{ ...grant, pathPrefix: "repos" }] }), "PATH_INVALID");
     await expectReason(h.caps.mint({ ...base(), grants: [{ ...grant, connection: "" }] }), "INVALID_REQUEST");

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { Broker } from "../../broker/broker.js";
 import type { Config } from "../../config/schema.js";
+import { describeReadiness } from "../../oauth/provider-readiness.js";
 import { connectSandbox, prepareSandbox, type PreparedSandbox, type ReadySandbox } from "../../sandbox/dev-sandbox.js";
 import { EXIT, wantsHelp, type CliCommand } from "../cli-command.js";
 import { CONFIG_HELP } from "./config-help.js";
@@ -66,6 +67,8 @@ function banner(broker: Broker, config: Config, sandbox: PreparedSandbox | undef
           "older ones are dropped, and `capvault audit verify` checks each chain from its oldest kept event.",
         ]
       : ["Storage is MongoDB (mongodb.uri): the audit trail is kept in full."]),
+    "",
+    `Providers (${broker.providers.length} in the catalog): ${describeReadiness(broker.providers)}.`,
     "",
     `A dev operator capability (tenant "${config.devTenant}", 24 h) — treat it like a password:`,
     `  export CAPVAULT_TOKEN=${broker.devOperatorToken}`,
