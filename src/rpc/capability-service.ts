@@ -73,8 +73,9 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
       return { token: out.token, expiresAt: out.expiresAt, revocationIds: out.revocationIds, rootKeyId: out.rootKeyId };
     }),
 
-    attenuate: unary<AttenuateRequest, AttenuateResponse>("Attenuate", async (req) => {
-      const token = req.token;
+    attenuate: unary<AttenuateRequest, AttenuateResponse>("Attenuate", async (req, ctx) => {
+      // The token to narrow: in the request, or (like every other RPC) in the authorization metadata.
+      const token = req.token || bearerCapability(ctx);
       const before = await authority.caps.inspect(token, authority.keys.keys(), authority.revocations.set);
       if (before.revoked) throw new CapvaultError("CAPABILITY_REVOKED");
       const out = await authority.caps.attenuate(token, restrictionOf(req.restriction), authority.keys.keys());
@@ -89,8 +90,8 @@ export function createCapabilityService(deps: CapabilityServiceDependencies): Ca
       return { token: out.token, revocationIds: out.revocationIds };
     }),
 
-    inspect: unary<InspectRequest, InspectResponse>("Inspect", async (req) => {
-      const out = await authority.caps.inspect(req.token, authority.keys.keys(), authority.revocations.set);
+    inspect: unary<InspectRequest, InspectResponse>("Inspect", async (req, ctx) => {
+      const out = await authority.caps.inspect(req.token || bearerCapability(ctx), authority.keys.keys(), authority.revocations.set);
       return {
         blocks: out.blocks.map((b) => ({
           index: b.index,

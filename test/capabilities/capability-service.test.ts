@@ -207,6 +207,14 @@ describe("the attenuation chain through the RPCs: only requests inside every blo
     expect((await authorizeRpc(C, { path: "/repos/acme/widgets" })).allowed).toBe(true);
   });
 
+  it("Inspect and Attenuate take the capability from the authorization metadata too, like every other RPC", async () => {
+    const byField = await rpc<InspectResponse>("inspect", { token: C });
+    expect(await rpc<InspectResponse>("inspect", { token: "" }, C)).toEqual(byField);
+    const narrowed = await rpc<AttenuateResponse>("attenuate", { token: "", restriction: { connections: [], methods: ["GET"], pathPrefix: "", query: [], body: [], checks: [] } }, C);
+    expect((await rpc<InspectResponse>("inspect", { token: narrowed.token })).blocks).toHaveLength(4);
+    expect((await failure(rpc("inspect", { token: "" }))).reason).toBe("CAPABILITY_MISSING");
+  });
+
   it("Inspect shows three blocks as structured data; the earliest expiry wins", async () => {
     const ins = await rpc<InspectResponse>("inspect", { token: C });
     expect(ins).toMatchObject({ tenant: "acme", subject: "agent-1", revoked: false, rootKeyId: A.rootKeyId });

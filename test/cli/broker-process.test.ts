@@ -69,6 +69,14 @@ describe("configuration errors", () => {
     expect(r.stderr).not.toContain("hunter2");
   });
 
+  it("dev refuses a non-loopback address (it prints an operator capability and promises loopback)", async () => {
+    for (const args of [["--grpc-addr", "0.0.0.0:0"], ["--http-addr", "192.0.2.1:8080"]]) {
+      const r = await cli(["dev", ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("capvault dev listens on loopback only");
+    }
+  });
+
   it("--version prints the package's version", async () => {
     const r = await cli(["--version"]);
     expect(r.code).toBe(0);

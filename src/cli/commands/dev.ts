@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { Broker } from "../../broker/broker.js";
 import type { Config } from "../../config/schema.js";
 import { describeReadiness } from "../../oauth/provider-readiness.js";
+import { CapvaultError } from "../../errors/capvault-error.js";
 import { connectSandbox, prepareSandbox, type PreparedSandbox, type ReadySandbox } from "../../sandbox/dev-sandbox.js";
 import { EXIT, wantsHelp, type CliCommand } from "../cli-command.js";
 import { CONFIG_HELP } from "./config-help.js";
@@ -35,6 +36,7 @@ ${CONFIG_HELP}`,
       "dev",
       {
         async configure(config) {
+          assertLoopbackOnly(config);
           if (!withSandbox) return config;
           sandbox = await prepareSandbox(resolve(config.providersDir));
           // The sandbox provider's endpoints are http:// on loopback.
@@ -51,6 +53,19 @@ ${CONFIG_HELP}`,
     );
   },
 };
+
+/**
+ * Dev mode prints an operator capability and keeps keys in memory: it listens on loopback only, whatever is asked.
+ * (`capvault serve` is for anything else.)
+ */
+function assertLoopbackOnly(config: Config): void {
+  for (const [name, addr] of [["grpc.addr (--grpc-addr)", config.grpc.addr], ["http.addr (--http-addr)", config.http.addr]] as const) {
+    const host = addr.slice(0, addr.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+    if (!(host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host))) {
+      throw new CapvaultError("CONFIG_INVALID", `${name}: capvault dev listens on loopback only (127.0.0.1, ::1 or localhost), not ${addr}; use capvault serve`);
+    }
+  }
+}
 
 function banner(broker: Broker, config: Config, sandbox: PreparedSandbox | undefined, ready: ReadySandbox | undefined): string {
   const address = broker.grpcAddress;

@@ -218,7 +218,7 @@ function formatTerm(t: Term): string {
 
 const authorize: Subcommand = {
   summary: "Dry-run a request: allowed or denied, and which check refused it",
-  usage: "capvault token authorize --connection C --method GET --path /x [--query name=value] [--header name=value] [--body JSON]",
+  usage: "capvault token authorize --connection C --method GET --path /x [--query name=value] [--header NAME:VALUE] [--body JSON]",
   help: `Asks the broker whether the token would let this request through the Proxy (CapabilityService/Authorize), with
 the same canonicalization, routing and organisation policies as a real call, without calling upstream.
 Prints "allowed" or "denied" with every failing check or policy. Exit code 0 when allowed, 1 when denied or on error.
@@ -228,8 +228,8 @@ The token is read from --token-file FILE ('-' for stdin), else from stdin when i
   --method M            HTTP method (default GET)
   --path P              origin-form path, e.g. /repos/acme/widgets/issues
   --query NAME=VALUE    a query parameter (repeatable, in order)
-  --header NAME=VALUE   a request header (repeatable)
-  --body TEXT           the request body (sent as application/json unless --header content-type=... says otherwise)
+  --header NAME:VALUE   a request header (repeatable; the same syntax as capvault call)
+  --body TEXT           the request body (sent as application/json unless --header content-type:... says otherwise)
   --json                print the AuthorizeResponse as JSON
 ${BROKER_OPTIONS_HELP}`,
   options: withBroker({
@@ -244,8 +244,9 @@ ${BROKER_OPTIONS_HELP}`,
   async run(o, io) {
     noPositionals(o);
     const headers: Header[] = (o.lists["--header"] ?? []).map((h) => {
-      const [name, value] = nameValue(h, "--header");
-      return { name, value };
+      const colon = h.indexOf(":");
+      if (colon <= 0) throw new CliUsageError(`--header: expected NAME:VALUE, got ${JSON.stringify(h)}`);
+      return { name: h.slice(0, colon).trim(), value: h.slice(colon + 1).trim() };
     });
     const body = o.values["--body"];
     if (body !== undefined && !headers.some((h) => h.name.toLowerCase() === "content-type")) headers.push({ name: "content-type", value: "application/json" });

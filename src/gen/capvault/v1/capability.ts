@@ -84,6 +84,7 @@ export interface MintResponse {
 }
 
 export interface AttenuateRequest {
+  /** The capability to narrow; when empty, the one in the `authorization: Bearer` metadata. */
   token: string;
   restriction?: Restriction | undefined;
 }
@@ -94,6 +95,7 @@ export interface AttenuateResponse {
 }
 
 export interface InspectRequest {
+  /** The capability to describe; when empty, the one in the `authorization: Bearer` metadata. */
   token: string;
 }
 

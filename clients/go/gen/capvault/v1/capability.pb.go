@@ -394,9 +394,10 @@ func (x *MintResponse) GetRootKeyId() string {
 }
 
 type AttenuateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Restriction   *Restriction           `protobuf:"bytes,2,opt,name=restriction,proto3" json:"restriction,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The capability to narrow; when empty, the one in the `authorization: Bearer` metadata.
+	Token         string       `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Restriction   *Restriction `protobuf:"bytes,2,opt,name=restriction,proto3" json:"restriction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,8 +499,9 @@ func (x *AttenuateResponse) GetRevocationIds() []string {
 }
 
 type InspectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The capability to describe; when empty, the one in the `authorization: Bearer` metadata.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
