@@ -31,6 +31,8 @@ describe("provider catalog", () => {
       baseUrl: "https://api.github.com",
       allowedHosts: ["api.github.com"],
       credentialHeader: { name: "Authorization", scheme: "Bearer" },
+      // GitHub refuses requests without a User-Agent; the API version pins the response shapes agents rely on.
+      defaultHeaders: { "user-agent": "capvault", "x-github-api-version": "2022-11-28", accept: "application/vnd.github+json" },
     });
     expect(catalog.get("slack").api.allowedHosts).toEqual(["slack.com"]);
     expect(catalog.get("google-calendar").api.allowedHosts).toEqual(["www.googleapis.com"]);
