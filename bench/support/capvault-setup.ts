@@ -95,7 +95,7 @@ export class Operator {
     const grants = methods.map((method) => ({ connection, method, pathPrefix: "/repos/acme/" }));
     const res = await unaryCall<MintResponse>((cb) =>
       this.capabilities.mint(
-        { tenant: TENANT, subject, grants, ttl: { seconds: 4 * 3600, nanos: 0 }, operator: false },
+        { tenant: TENANT, subject, grants, ttl: { seconds: 4 * 3600, nanos: 0 }, operator: false, allowUnknownConnections: false },
         this.md(),
         cb,
       ),

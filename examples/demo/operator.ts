@@ -49,7 +49,7 @@ export function operator(address: string, token: string, tenant: string): Operat
     beginConnect: (user, provider) => call((cb) => conns.beginConnect({ tenant, user, provider, scopes: [] }, md(), opts(), cb)),
     getConnection: (connectionId) => call((cb) => conns.getConnection({ tenant, connectionId }, md(), opts(), cb)),
     mint: (subject, grants, ttlSeconds) =>
-      call((cb) => caps.mint({ tenant, subject, grants, ttl: { seconds: ttlSeconds, nanos: 0 }, operator: false }, md(), opts(), cb)),
+      call((cb) => caps.mint({ tenant, subject, grants, ttl: { seconds: ttlSeconds, nanos: 0 }, operator: false, allowUnknownConnections: false }, md(), opts(), cb)),
     revoke: (revocationIds, reason) => call((cb) => caps.revoke({ revocationIds, reason }, md(), opts(), cb)),
     listAuditEvents: () => call((cb) => admin.listAuditEvents({ tenant, afterSequence: 0, limit: 1000, writer: "", pageToken: "" }, md(), opts(), cb)),
     verifyAudit: () => call((cb) => admin.verifyAudit({ tenant }, md(), opts(), cb)),

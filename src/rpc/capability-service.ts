@@ -37,11 +37,24 @@ export interface CapabilityServiceDependencies {
 }
 
 /** CapabilityService: thin adapters over the capability runtime. Mint and Revoke need an operator capability. */
+/** Every granted connection exists in the tenant (pending ones too): CONNECTION_NOT_FOUND naming the first that does not. */
+async function assertConnectionsExist(store: Pick<Store, "connections">, tenant: string, connections: string[]): Promise<void> {
+  for (const connection of new Set(connections)) {
+    if (typeof connection !== "string" || !connection) continue; // the grant's own validation names it
+    if (!(await store.connections.get(tenant, connection))) {
+      throw new CapvaultError("CONNECTION_NOT_FOUND", `a grant names connection ${connection}, which does not exist in tenant ${tenant} (allow_unknown_connections to mint it anyway)`, {
+        metadata: { connection },
+      });
+    }
+  }
+}
+
 export function createCapabilityService(deps: CapabilityServiceDependencies): CapabilityServiceServer {
   const { authority } = deps;
   return {
     mint: unary<MintRequest, MintResponse>("Mint", async (req, ctx) => {
       const op = await authority.requireOperator(ctx, req.tenant, "mint");
+      if (!req.allowUnknownConnections) await assertConnectionsExist(deps.store, req.tenant, req.grants.map((g) => g.connection));
       // Minting never widens: the minter's narrowing bounds what it mints (mint-bounds.ts).
       const minter = await authority.caps.inspect(bearerCapability(ctx), authority.keys.keys(), authority.revocations.set);
       const bounds = mintBoundsOf(minter, { operator: req.operator });

@@ -128,6 +128,7 @@ export async function connectSandbox(
           grants: [{ connection: begun.connectionId, method: "GET", pathPrefix: "/repos/acme/" }],
           ttl: { seconds: 8 * 3600, nanos: 0 },
           operator: false,
+          allowUnknownConnections: false,
         },
         md(),
         cb,

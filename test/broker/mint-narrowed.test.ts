@@ -42,7 +42,7 @@ async function narrowOperator(r: Partial<Restriction>): Promise<string> {
 function mintWith(minter: string, request: { subject: string; operator: boolean; ttlSeconds: number; grants?: { connection: string; method: string; pathPrefix: string }[] }) {
   return unaryCall<MintResponse>((cb) =>
     t.rpc.capabilities.mint(
-      { tenant: t.tenant, subject: request.subject, grants: request.grants ?? [], ttl: { seconds: request.ttlSeconds, nanos: 0 }, operator: request.operator },
+      { tenant: t.tenant, subject: request.subject, grants: request.grants ?? [], ttl: { seconds: request.ttlSeconds, nanos: 0 }, operator: request.operator, allowUnknownConnections: false },
       md(minter),
       cb,
     ),

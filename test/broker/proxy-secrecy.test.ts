@@ -245,7 +245,7 @@ beforeAll(async () => {
     await rpc("Revoke", (md, o, cb) => caps.revoke({ revocationIds: [narrower.revocationIds.at(-1)!], reason: "test" }, md, o, cb), t.operatorToken);
     await proxy("Proxy revoked capability", alice, { path: "/user" }, narrower.token);
   }
-  await rpc("Mint as agent (refused)", (md, o, cb) => caps.mint({ tenant: t.tenant, subject: "x", grants: [], operator: true, ttl: undefined }, md, o, cb), agentToken);
+  await rpc("Mint as agent (refused)", (md, o, cb) => caps.mint({ tenant: t.tenant, subject: "x", grants: [], operator: true, ttl: undefined, allowUnknownConnections: false }, md, o, cb), agentToken);
 
   // --- ConnectionService ---
   const conns = t.rpc.connections;

@@ -70,6 +70,7 @@ const mintRequest = (over: Partial<MintRequest> = {}): MintRequest => ({
   grants: [{ connection: conn, method: "GET", pathPrefix: "/repos/acme/" }],
   ttl: { seconds: 3600, nanos: 0 },
   operator: false,
+  allowUnknownConnections: false,
   ...over,
 });
 

@@ -411,7 +411,7 @@ export function mintAgent(
 ): Promise<MintResponse> {
   return new Promise<MintResponse>((ok, no) =>
     capabilities.mint(
-      { tenant: m.tenant, subject: m.subject, grants: m.grants, ttl: { seconds: m.ttlSeconds, nanos: 0 }, operator: false },
+      { tenant: m.tenant, subject: m.subject, grants: m.grants, ttl: { seconds: m.ttlSeconds, nanos: 0 }, operator: false, allowUnknownConnections: false },
       md,
       (e: ServiceError | null, r: MintResponse) => (e ? no(e) : ok(r)),
     ),

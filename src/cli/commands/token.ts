@@ -58,7 +58,7 @@ const withBroker = (options: Record<string, OptionKind>) => ({ ...BROKER_OPTIONS
 
 const mint: Subcommand = {
   summary: "Mint a capability (operators only)",
-  usage: "capvault token mint --tenant T --subject S --grant CONN:METHOD:/PREFIX/ [--grant ...] --ttl 1h [--operator] [--json]",
+  usage: "capvault token mint --tenant T --subject S --grant CONN:METHOD:/PREFIX/ [--grant ...] --ttl 1h [--operator] [--allow-unknown-connection] [--json]",
   help: `Mints a capability through CapabilityService/Mint. The caller must hold an operator capability for the tenant
 (CAPVAULT_TOKEN or --token-file). Prints the token on stdout and what it is on stderr.
 
@@ -67,10 +67,12 @@ const mint: Subcommand = {
   --grant G          CONNECTION:METHOD:PATH_PREFIX, e.g. conn_1:GET:/repos/acme/ (repeatable)
   --ttl D            lifetime: 90, 30s, 5m, 1h, 7d, 1h30m
   --operator         mint an operator capability (may mint, revoke and manage connections)
+  --allow-unknown-connection
+                     grant connections that do not exist in the tenant yet (by default each must exist)
   --json             print {token, expiresAt, revocationIds, rootKeyId} on stdout instead
 ${BROKER_OPTIONS_HELP}
   (--token-file and CAPVAULT_TOKEN give the caller's operator capability)`,
-  options: withBroker({ "--tenant": "value", "--subject": "value", "--grant": "list", "--ttl": "value", "--operator": "switch", "--json": "switch" }),
+  options: withBroker({ "--tenant": "value", "--subject": "value", "--grant": "list", "--ttl": "value", "--operator": "switch", "--allow-unknown-connection": "switch", "--json": "switch" }),
   async run(o, io) {
     const tenant = required(o, "--tenant");
     const subject = required(o, "--subject");
@@ -83,7 +85,7 @@ ${BROKER_OPTIONS_HELP}
     const client = capabilityClient(brokerAddress(o, io.env));
     try {
       const res = await unaryCall<MintResponse>(timeoutMs(o), (opts, cb) =>
-        client.mint({ tenant, subject, grants, ttl: { seconds: ttl, nanos: 0 }, operator }, bearerMetadata(auth), opts, cb),
+        client.mint({ tenant, subject, grants, ttl: { seconds: ttl, nanos: 0 }, operator, allowUnknownConnections: o.switches.has("--allow-unknown-connection") }, bearerMetadata(auth), opts, cb),
       );
       if (o.switches.has("--json")) {
         io.stdout.write(`${JSON.stringify({ token: res.token, expiresAt: res.expiresAt?.toISOString(), revocationIds: res.revocationIds, rootKeyId: res.rootKeyId })}\n`);

@@ -74,6 +74,11 @@ export interface MintRequest {
     | undefined;
   /** Mint an operator capability instead of an agent capability. */
   operator: boolean;
+  /**
+   * Grant connections that do not exist in the tenant (yet). By default every granted connection must exist
+   * (pending counts): a typo would otherwise give a capability that can never be used.
+   */
+  allowUnknownConnections: boolean;
 }
 
 export interface MintResponse {
@@ -577,7 +582,7 @@ export const Restriction: MessageFns<Restriction> = {
 };
 
 function createBaseMintRequest(): MintRequest {
-  return { tenant: "", subject: "", grants: [], ttl: undefined, operator: false };
+  return { tenant: "", subject: "", grants: [], ttl: undefined, operator: false, allowUnknownConnections: false };
 }
 
 export const MintRequest: MessageFns<MintRequest> = {
@@ -596,6 +601,9 @@ export const MintRequest: MessageFns<MintRequest> = {
     }
     if (message.operator !== false) {
       writer.uint32(40).bool(message.operator);
+    }
+    if (message.allowUnknownConnections !== false) {
+      writer.uint32(48).bool(message.allowUnknownConnections);
     }
     return writer;
   },
@@ -653,6 +661,14 @@ export const MintRequest: MessageFns<MintRequest> = {
             message.operator = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.allowUnknownConnections = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -672,6 +688,11 @@ export const MintRequest: MessageFns<MintRequest> = {
       grants: globalThis.Array.isArray(object?.grants) ? object.grants.map((e: any) => Grant.fromJSON(e)) : [],
       ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
       operator: isSet(object.operator) ? globalThis.Boolean(object.operator) : false,
+      allowUnknownConnections: isSet(object.allowUnknownConnections)
+        ? globalThis.Boolean(object.allowUnknownConnections)
+        : isSet(object.allow_unknown_connections)
+        ? globalThis.Boolean(object.allow_unknown_connections)
+        : false,
     };
   },
 
@@ -692,6 +713,9 @@ export const MintRequest: MessageFns<MintRequest> = {
     if (message.operator !== false) {
       obj.operator = message.operator;
     }
+    if (message.allowUnknownConnections !== false) {
+      obj.allowUnknownConnections = message.allowUnknownConnections;
+    }
     return obj;
   },
 
@@ -705,6 +729,7 @@ export const MintRequest: MessageFns<MintRequest> = {
     message.grants = object.grants?.map((e) => Grant.fromPartial(e)) || [];
     message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     message.operator = object.operator ?? false;
+    message.allowUnknownConnections = object.allowUnknownConnections ?? false;
     return message;
   },
 };

@@ -255,9 +255,12 @@ type MintRequest struct {
 	Grants  []*Grant             `protobuf:"bytes,3,rep,name=grants,proto3" json:"grants,omitempty"`
 	Ttl     *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Mint an operator capability instead of an agent capability.
-	Operator      bool `protobuf:"varint,5,opt,name=operator,proto3" json:"operator,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Operator bool `protobuf:"varint,5,opt,name=operator,proto3" json:"operator,omitempty"`
+	// Grant connections that do not exist in the tenant (yet). By default every granted connection must exist
+	// (pending counts): a typo would otherwise give a capability that can never be used.
+	AllowUnknownConnections bool `protobuf:"varint,6,opt,name=allow_unknown_connections,json=allowUnknownConnections,proto3" json:"allow_unknown_connections,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *MintRequest) Reset() {
@@ -321,6 +324,13 @@ func (x *MintRequest) GetTtl() *durationpb.Duration {
 func (x *MintRequest) GetOperator() bool {
 	if x != nil {
 		return x.Operator
+	}
+	return false
+}
+
+func (x *MintRequest) GetAllowUnknownConnections() bool {
+	if x != nil {
+		return x.AllowUnknownConnections
 	}
 	return false
 }
@@ -1378,13 +1388,14 @@ const file_capvault_v1_capability_proto_rawDesc = "" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x122\n" +
 	"\x05query\x18\x06 \x03(\v2\x1c.capvault.v1.FieldConstraintR\x05query\x120\n" +
 	"\x04body\x18\a \x03(\v2\x1c.capvault.v1.FieldConstraintR\x04body\x12\x16\n" +
-	"\x06checks\x18\b \x03(\tR\x06checks\"\xb4\x01\n" +
+	"\x06checks\x18\b \x03(\tR\x06checks\"\xf0\x01\n" +
 	"\vMintRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12*\n" +
 	"\x06grants\x18\x03 \x03(\v2\x12.capvault.v1.GrantR\x06grants\x12+\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1a\n" +
-	"\boperator\x18\x05 \x01(\bR\boperator\"\xa6\x01\n" +
+	"\boperator\x18\x05 \x01(\bR\boperator\x12:\n" +
+	"\x19allow_unknown_connections\x18\x06 \x01(\bR\x17allowUnknownConnections\"\xa6\x01\n" +
 	"\fMintResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
