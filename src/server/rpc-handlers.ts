@@ -92,9 +92,15 @@ export function clientStream<Req, Res>(
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
     const ctx = callContext(call);
     async function* messages(): AsyncGenerator<Req> {
-      for await (const message of call as AsyncIterable<Req>) {
-        checkRequest(message);
-        yield message;
+      try {
+        for await (const message of call as AsyncIterable<Req>) {
+          checkRequest(message);
+          yield message;
+        }
+      } catch (err) {
+        // The client went away mid-stream (cancelled, or its connection closed): not a failure of ours.
+        if (err instanceof CapvaultError) throw err;
+        throw new CapvaultError("CANCELLED", undefined, { cause: err });
       }
     }
     Promise.resolve()

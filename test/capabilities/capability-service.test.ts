@@ -374,8 +374,11 @@ describe("the attenuation chain through the RPCs: only requests inside every blo
     const res = await proxy(C, globexConn, { path: "/repos/acme/widgets/issues" });
     expect(res).toMatchObject({ ok: false, sent: 0 });
     if (!res.ok) expect(res.error).toMatchObject({ code: status.PERMISSION_DENIED, reason: "CAPABILITY_TENANT_MISMATCH" });
-    // Even a token whose grant names that connection, minted for acme, is refused on globex's connection.
-    const naming = await rpc<MintResponse>("mint", mintRequest({ grants: [{ connection: globexConn, method: "GET", pathPrefix: "/" }] }), t.operatorToken);
+    // Mint refuses a grant for a connection that is not acme's...
+    const refused = await failure(rpc("mint", mintRequest({ grants: [{ connection: globexConn, method: "GET", pathPrefix: "/" }] }), t.operatorToken));
+    expect(refused).toMatchObject({ code: status.NOT_FOUND, reason: "CONNECTION_NOT_FOUND" });
+    // ...and even a token whose grant names it (minted with allow_unknown_connections) is refused on globex's connection.
+    const naming = await rpc<MintResponse>("mint", mintRequest({ grants: [{ connection: globexConn, method: "GET", pathPrefix: "/" }], allowUnknownConnections: true }), t.operatorToken);
     const e = await proxy(naming.token, globexConn, { path: "/repos/globex/x" });
     expect(e).toMatchObject({ ok: false, sent: 0 });
     if (!e.ok) expect(e.error.reason).toBe("CAPABILITY_TENANT_MISMATCH");
@@ -469,7 +472,8 @@ describe("hostile tokens and values: a stable reason, and the broker keeps servi
 
     // A connection value in a grant: one odd connection id that matches no real connection.
     const connEvil = `${conn}", "DELETE", "/"); right("${conn}`;
-    const g = await rpc<MintResponse>("mint", mintRequest({ grants: [{ connection: connEvil, method: "GET", pathPrefix: "/" }] }), t.operatorToken);
+    expect((await failure(rpc("mint", mintRequest({ grants: [{ connection: connEvil, method: "GET", pathPrefix: "/" }] }), t.operatorToken))).reason).toBe("CONNECTION_NOT_FOUND");
+    const g = await rpc<MintResponse>("mint", mintRequest({ grants: [{ connection: connEvil, method: "GET", pathPrefix: "/" }], allowUnknownConnections: true }), t.operatorToken);
     expect((await rpc<InspectResponse>("inspect", { token: g.token })).blocks[0].facts[2].terms[0]).toEqual({ string: connEvil });
     expect((await authorizeRpc(g.token, { method: "DELETE", path: "/repos/acme/x" })).denials).toEqual([expect.objectContaining({ reason: "NO_MATCHING_GRANT" })]);
 

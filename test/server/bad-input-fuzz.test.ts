@@ -254,6 +254,13 @@ function samples(ctx: { tenant: string; connection: string; victimConnection: st
     ListConnections: { tenant: ctx.tenant, user: "alice" },
     GetConnection: { tenant: ctx.tenant, connectionId: ctx.connection },
     Disconnect: { tenant: ctx.tenant, connectionId: ctx.victimConnection },
+    ImportConnections: [
+      {
+        tenant: ctx.tenant,
+        connections: [{ line: 1, user: "fuzz", provider: "gh", account: "fuzz-account", accessToken: "fuzz-access-token", refreshToken: "", expiresAt: undefined, scopes: [] }],
+      },
+      { tenant: ctx.tenant, connections: [{ line: 2, user: "fuzz", provider: "gh", account: "fuzz-account-2", accessToken: "fuzz-access-token-2", refreshToken: "r", expiresAt: undefined, scopes: ["a"] }] },
+    ],
     Proxy: { request: http },
     ProxyStream: [{ head: http }, { bodyChunk: Buffer.from("chunk") }],
     GetKeyStatus: {},
@@ -379,7 +386,7 @@ describe(`bad input to every RPC (FUZZ_SEED=${SEED})`, () => {
   it("every call ends with a clear status before its deadline, and the broker keeps serving", { timeout: 110_000 }, async () => {
     const r = prng(SEED);
     const methods = allMethods();
-    expect(methods.map(([n]) => n).sort()).toHaveLength(16);
+    expect(methods.map(([n]) => n).sort()).toHaveLength(17);
     const sample = samples({ tenant: t.tenant, connection, victimConnection, agentToken, revocationIds: victimIds });
     const dictionary = [t.tenant, victimConnection, agentToken, "gh", "alice", "GET", "POST", "/repos/acme/", ...victimIds];
     const tokens = { operator: t.operatorToken, agent: agentToken };
