@@ -12,12 +12,18 @@
  *   (c) capvault    gRPC client -> `capvault dev` process (the built CLI) -> upstream, with a warm 3-block capability
  *                   (minted, attenuated twice through the broker's RPCs, used once before measuring)
  *   (d) first-seen  as (c), but a different, never-seen 3-block capability on every call (pre-generated)
+ * Agent traffic, each compared with the relay serving the same requests:
+ *   (e) the floor relay with a distinct path on every call (never repeated in the run)
+ *   (f) (g) (h)     capvault, distinct paths, warm 1-, 3- and 8-block tokens
+ *   (i) capvault, distinct paths, a new sub-agent token (Attenuate RPC from an orchestrator's token) every 50 calls
+ *   (j) the relay and (k) capvault with a POST JSON body under a body caveat
  * The upstream and oidc-provider run in a third process (bench/support/peers.ts); the user's account is connected
  * through the real OAuth authorization-code flow. The client side of (b)-(d) is this process, one gRPC channel per
  * server. Variants run in rounds, in a rotating order, and the medians across rounds are printed; then the broker's
  * RSS is read (/proc/<pid>/status VmRSS) after 10k and 100k more Proxy calls at concurrency 64.
  *
- * Flags: --quick (3 rounds of fewer calls, 20k RSS calls: a smoke run of ~1-2 min), --rounds N, --calls1 N,
+ * Flags: --decision-cache on|off (off: capabilities.decisionCacheSize 0), --runtime native|wasm|auto,
+ * --quick (3 rounds of fewer calls, 20k RSS calls: a smoke run of ~1-2 min), --rounds N, --calls1 N,
  * --calls64 N, --calls64-first-seen N (default calls64/3), --rss-calls N, --rss-max-seconds N (default 240: the RSS
  * phase stops there and says so), --store memory|ferretdb (the broker's store: dev's in-memory store by default;
  * ferretdb runs `capvault dev` against FerretDB, built from test/ferretdb, or MONGODB_URI), --rss-store memory|ferretdb
