@@ -24,6 +24,11 @@ import { monitorReadiness } from "./readiness.js";
 import { setFailureReporter } from "../server/rpc-handlers.js";
 import { openStore } from "../store/open-store.js";
 import type { Store } from "../store/store.js";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { BrokerMetrics } from "../observability/metrics.js";
+import { startMetricsServer, type MetricsServer } from "../observability/metrics-server.js";
+import { logPoolEvent } from "../observability/pool-event-log.js";
+import { startTracing } from "../observability/tracing.js";
 import { keyringConfigOf } from "../vault/keyring-config.js";
 import { openLocalKeyring } from "../vault/local-keyring.js";
 import { openVault } from "../vault/open-vault.js";
@@ -36,7 +41,10 @@ export interface Broker {
   store: Store;
   oauth: OAuthModule;
   authority: CapabilityAuthority;
+  capabilities: Capabilities;
   grpc: GrpcServerHandle;
+  /** Where Prometheus scrapes this broker (metrics.addr), if it serves metrics. */
+  metricsUrl?: string;
   /** Dev mode only: an operator capability for `config.devTenant`. */
   devOperatorToken?: string;
   /** Which catalog providers can connect accounts (client id and secret configured), and what the others miss. */
@@ -45,32 +53,67 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
+/** How a broker is started besides its configuration (the CLI and tests). */
+export interface BrokerOptions {
+  /** Send spans to this exporter (tests: the SDK's InMemorySpanExporter) instead of OTLP; turns tracing on. */
+  spanExporter?: SpanExporter;
+  /** Allow fault-injection jobs in the capability workers (tests only). */
+  workerDiagnostics?: boolean;
+  /** metrics.addr is a default (`capvault dev`): if its port is taken, serve on a free port instead of failing. */
+  metricsPortIsDefault?: boolean;
+}
+
 /** The composition root: storage, vault, capabilities, OAuth, the Proxy pipeline, then the listeners. */
-export async function startBroker(config: Config, logger: Logger): Promise<Broker> {
+export async function startBroker(config: Config, logger: Logger, options: BrokerOptions = {}): Promise<Broker> {
   setFailureReporter((method, err) => logger.error({ method, reason: err.reason, err: err.cause ?? err }, "rpc failed"));
 
+  const tracing = config.tracing.enabled || options.spanExporter ? startTracing(options.spanExporter) : undefined;
+  const metrics = new BrokerMetrics();
   const store = await openStore(config);
+  store.onCommandFailed?.((command) => metrics.mongoCommandFailed(command));
   const kms = await openLocalKeyring(keyringConfigOf(config));
   const vault = await openVault({ dataKeys: store.dataKeys, keyring: kms });
   const audit = new AuditLog(store.audit, {
     maxQueued: config.audit.maxQueued,
     commitTimeoutMs: config.audit.commitTimeoutMs,
-    onWriteError: (err) => logger.error({ err }, "audit write failed; retrying"),
+    onWriteError: (err) => {
+      metrics.auditWriteFailed();
+      logger.error({ err }, "audit write failed; retrying");
+    },
   });
 
-  const caps = new Capabilities({ runtime: config.capabilities.runtime, decisionCacheSize: config.capabilities.decisionCacheSize });
+  const caps = new Capabilities({
+    runtime: config.capabilities.runtime,
+    decisionCacheSize: config.capabilities.decisionCacheSize,
+    diagnostics: options.workerDiagnostics ?? false,
+    onEvent: (event) => {
+      metrics.poolEvent(event);
+      logPoolEvent(logger, event);
+    },
+  });
   await caps.ready();
   const keys = await RootKeyRing.open(store, vault);
   const revocations = new RevocationPoller(store.revocations, {
     // The in-memory store has one writer, this process: its view cannot fall behind.
     maxStalenessMs: store.kind === "memory" ? Number.POSITIVE_INFINITY : config.capabilities.maxRevocationStalenessMs,
+    intervalMs: config.capabilities.revocationPollMs,
     // Root keys added or retired elsewhere (`capvault token rotate-root-key`/`retire-root-key`) arrive on the same poll.
-    onRootKeysChanged: () => keys.reload(),
+    onRootKeysChanged: async () => {
+      await keys.reload();
+      logger.info({ keys: keys.keys().length }, "root keys reloaded: a change was announced in the revocation log");
+    },
     onError: (err) => logger.warn({ err }, "revocation poll failed"),
   });
   await revocations.start();
-  // A safety net for root key changes not announced in the revocation log: a full reload every 30 s.
-  const keyReload = setInterval(() => keys.reload().catch((err) => logger.warn({ err }, "root key reload failed")), 30_000);
+  // A safety net for root key changes not announced in the revocation log: a full reload every rootKeyReloadMs.
+  const keyReload = setInterval(
+    () =>
+      keys.reload().then(
+        () => logger.debug({ keys: keys.keys().length }, "root keys reloaded"),
+        (err) => logger.warn({ err }, "root key reload failed"),
+      ),
+    config.capabilities.rootKeyReloadMs,
+  );
   keyReload.unref();
   const policies = config.policiesDir ? await caps.loadPolicies(resolve(config.policiesDir)) : undefined;
   const authority = new CapabilityAuthority(caps, keys, revocations, policies);
@@ -87,8 +130,11 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     store,
     vault,
     logger,
-    onEvent: (e) =>
-      audit.record({ tenant: e.tenant, action: e.action, connection: e.connection, provider: e.provider, decision: e.decision, reason: e.reason }),
+    onRefreshWait: (holder) => metrics.refreshWait(holder),
+    onEvent: (e) => {
+      if (e.action === "refresh") metrics.refresh(e.provider, e.decision, e.reason);
+      return audit.record({ tenant: e.tenant, action: e.action, connection: e.connection, provider: e.provider, decision: e.decision, reason: e.reason });
+    },
   });
   const providers = providerReadiness(oauth.catalog);
   logger.info(
@@ -99,7 +145,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
   const sweeper = oauth.startSweeper();
   const purge = oauth.startPurgeJob();
 
-  const tokens = new AccessTokenCache((tenant, id, options) => oauth.resolveAccessToken(tenant, id, options));
+  const tokens = new AccessTokenCache((tenant, id, resolveOptions) => oauth.resolveAccessToken(tenant, id, resolveOptions), {
+    ttlMs: config.oauth.accessTokenCacheMs,
+  });
   const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
   connections.checkProviders(oauth.catalog.list().map((p) => p.id));
   const dispatchers = new UpstreamDispatchers();
@@ -117,6 +165,7 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
       maxStreamRequestBytes: config.proxy.maxStreamBodyBytes,
       timeoutMs: config.proxy.upstreamTimeoutMs,
     },
+    metrics,
   };
 
   const grpc = await startGrpcServer({
@@ -148,6 +197,14 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     logger,
   });
 
+  metrics.observe({
+    pool: () => caps.stats(),
+    decisionCache: () => caps.decisions,
+    auditDepth: () => audit.depth,
+    revocationAgeMs: () => revocations.ageMs(),
+  });
+  const metricsServer = config.metrics.addr ? await serveMetrics(config.metrics.addr, metrics, logger, options.metricsPortIsDefault ?? false) : undefined;
+
   let devOperatorToken: string | undefined;
   if (config.dev) {
     const minted = await caps.mint({
@@ -160,7 +217,18 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     });
     devOperatorToken = minted.token;
   }
-  logger.info({ grpc: grpc.address, http: callback.url, store: store.kind, policies: policies?.statements.length ?? 0, capabilityRuntime: caps.runtime }, "broker listening");
+  logger.info(
+    {
+      grpc: grpc.address,
+      http: callback.url,
+      metrics: metricsServer?.url,
+      tracing: tracing !== undefined,
+      store: store.kind,
+      policies: policies?.statements.length ?? 0,
+      capabilityRuntime: caps.runtime,
+    },
+    "broker listening",
+  );
 
   let stopping: Promise<void> | undefined;
   return {
@@ -169,7 +237,9 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
     store,
     oauth,
     authority,
+    capabilities: caps,
     grpc,
+    metricsUrl: metricsServer?.url,
     devOperatorToken,
     providers,
     stop() {
@@ -185,10 +255,25 @@ export async function startBroker(config: Config, logger: Logger): Promise<Broke
         await dispatchers.close();
         await caps.close();
         await store.close();
+        await metricsServer?.close();
+        await tracing?.stop();
       })();
       return stopping;
     },
   };
+}
+
+/** The metrics listener; a default address whose port is taken (another dev broker) falls back to a free port. */
+async function serveMetrics(addr: string, metrics: BrokerMetrics, logger: Logger, portIsDefault: boolean): Promise<MetricsServer> {
+  try {
+    return await startMetricsServer(addr, metrics);
+  } catch (err) {
+    if (!portIsDefault || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    const fallback = `${addr.slice(0, addr.lastIndexOf(":"))}:0`;
+    const server = await startMetricsServer(fallback, metrics);
+    logger.warn({ wanted: addr, metrics: server.url }, "metrics port taken: serving metrics on a free port instead");
+    return server;
+  }
 }
 
 /** host:0 becomes host:<a free port>, so the OAuth redirect URI can be known before the listener starts. */

@@ -34,6 +34,12 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_MAX_REVOCATION_STALENESS_MS: { path: "capabilities.maxRevocationStalenessMs", type: "number" },
   CAPVAULT_CAPABILITY_RUNTIME: { path: "capabilities.runtime", type: "string" },
   CAPVAULT_DECISION_CACHE_SIZE: { path: "capabilities.decisionCacheSize", type: "number" },
+  CAPVAULT_REVOCATION_POLL_MS: { path: "capabilities.revocationPollMs", type: "number" },
+  CAPVAULT_ROOT_KEY_RELOAD_MS: { path: "capabilities.rootKeyReloadMs", type: "number" },
+  CAPVAULT_ACCESS_TOKEN_CACHE_MS: { path: "oauth.accessTokenCacheMs", type: "number" },
+  CAPVAULT_METRICS_ADDR: { path: "metrics.addr", type: "string" },
+  CAPVAULT_TRACING: { path: "tracing.enabled", type: "boolean" },
+  CAPVAULT_ACCESS_LOG: { path: "log.access", type: "boolean" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
   CAPVAULT_POLICIES_DIR: { path: "policiesDir", type: "string" },
   CAPVAULT_LOG_LEVEL: { path: "log.level", type: "string" },
@@ -51,6 +57,7 @@ export const FLAGS: Record<string, { path: string; type: "string" | "number" | "
   "--providers-dir": { path: "providersDir", type: "string" },
   "--policies-dir": { path: "policiesDir", type: "string" },
   "--log-level": { path: "log.level", type: "string" },
+  "--metrics-addr": { path: "metrics.addr", type: "string" },
 };
 
 export interface ConfigSources {

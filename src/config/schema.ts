@@ -60,9 +60,11 @@ export const configSchema = z
       .object({
         /** Allow http:// OAuth endpoints on loopback addresses (local development, tests, the demo). Never in production. */
         allowInsecureLoopback: z.boolean().default(false),
+        /** How long the Proxy reuses a resolved access token before asking the store again (bounds how stale a disconnect may be). */
+        accessTokenCacheMs: z.number().int().min(0).max(300_000).default(5_000),
       })
       .strict()
-      .default({ allowInsecureLoopback: false }),
+      .default({ allowInsecureLoopback: false, accessTokenCacheMs: 5_000 }),
     proxy: z
       .object({
         /** Cap on a unary Proxy request body (also bounded by grpc.maxMessageBytes). */
@@ -98,9 +100,13 @@ export const configSchema = z
         runtime: z.enum(["auto", "native", "wasm"]).default("auto"),
         /** Authorizer results kept for the current second, for identical repeated requests (0 turns the cache off). */
         decisionCacheSize: z.number().int().min(0).max(1_000_000).default(4096),
+        /** How often the revocation log is read: revocations reach every broker within about this long. */
+        revocationPollMs: z.number().int().min(10).max(60_000).default(500),
+        /** A full root key reload this often, a safety net for key changes not announced in the revocation log. */
+        rootKeyReloadMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
       })
       .strict()
-      .default({ maxRevocationStalenessMs: 2_000, runtime: "auto", decisionCacheSize: 4096 }),
+      .default({ maxRevocationStalenessMs: 2_000, runtime: "auto", decisionCacheSize: 4096, revocationPollMs: 500, rootKeyReloadMs: 30_000 }),
     /** Directory of provider catalog files. */
     providersDir: z.string().min(1).default("providers"),
     /** Directory of organisation policy files (Datalog). */
@@ -108,9 +114,27 @@ export const configSchema = z
     /** The tenant whose operator token dev mode prints at start-up. */
     devTenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'").default("dev"),
     log: z
-      .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+        /** One JSON line per RPC (method, tenant, subject, connection, decision, reason, upstream status, latency, trace id). */
+        access: z.boolean().default(false),
+      })
       .strict()
-      .default({ level: "info" }),
+      .default({ level: "info", access: false }),
+    metrics: z
+      .object({
+        /** Where the Prometheus metrics listener serves /metrics. Off unless set (`capvault dev`: 127.0.0.1:9464). */
+        addr: hostPort.optional(),
+      })
+      .strict()
+      .default({}),
+    tracing: z
+      .object({
+        /** Export OpenTelemetry traces over OTLP; the exporter is configured by the standard OTEL_* variables. */
+        enabled: z.boolean().default(false),
+      })
+      .strict()
+      .default({ enabled: false }),
   })
   .strict();
 

@@ -54,5 +54,7 @@ export interface OAuthContext {
   holderId: string;
   now(): number;
   onEvent?: OAuthEventSink;
+  /** A call joined a refresh already in flight (in this broker, or another broker's lease) instead of sending one. */
+  onRefreshWait?: (holder: "this_broker" | "other_broker") => void;
   logger: OAuthLogger;
 }

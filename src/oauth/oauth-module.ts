@@ -45,6 +45,8 @@ export interface CreateOAuthModuleOptions {
   vault: Vault;
   /** Audit sink: connect, refresh and disconnect decisions (never a secret). */
   onEvent?: OAuthEventSink;
+  /** Observe single-flight waits (metrics). */
+  onRefreshWait?: OAuthContext["onRefreshWait"];
   logger?: OAuthLogger;
   /** An already loaded catalog (else loaded from `config.catalogDir`). */
   catalog?: ProviderCatalog;
@@ -113,6 +115,7 @@ export async function createOAuthModule(options: CreateOAuthModuleOptions): Prom
     holderId: options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
     now: options.now ?? Date.now,
     onEvent: options.onEvent,
+    onRefreshWait: options.onRefreshWait,
     logger: options.logger ?? silentLogger,
   };
   const refresher = new Refresher(ctx);

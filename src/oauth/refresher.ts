@@ -125,7 +125,7 @@ export class Refresher {
     if (!flight) {
       flight = this.crossProcessFlight(current).finally(() => this.inflight.delete(key));
       this.inflight.set(key, flight);
-    }
+    } else this.ctx.onRefreshWait?.("this_broker");
     return flight;
   }
 
@@ -139,6 +139,7 @@ export class Refresher {
       const expiresAt = now + this.ctx.timings.refreshLeaseMs;
       const won = await leases.insert({ key: leaseKey, holder: this.ctx.holderId, acquiredAt: new Date(now), expiresAt: new Date(expiresAt) });
       if (won) return this.refreshAsHolder(current, attempt, failureKey, expiresAt);
+      this.ctx.onRefreshWait?.("other_broker");
       const outcome = await this.waitForHolder(current, leaseKey, failureKey, waitUntil);
       if (outcome.kind === "done") return outcome.record;
       if (outcome.kind === "failed") throw new CapvaultError("REFRESH_FAILED", undefined, { metadata: { connection: current.connection } });

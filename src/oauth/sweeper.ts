@@ -64,7 +64,10 @@ export function startRefreshSweeper(ctx: OAuthContext, refresher: Refresher, opt
   }
 
   const interval = setInterval(() => {
-    runOnce().catch((err) => ctx.logger.warn({ err: errorName(err) }, "sweeper pass failed"));
+    runOnce().then(
+      (scheduled) => scheduled > 0 && ctx.logger.info({ scheduled, spreadMs }, "sweeper pass: refreshes scheduled"),
+      (err) => ctx.logger.warn({ err: errorName(err) }, "sweeper pass failed"),
+    );
   }, intervalMs);
   interval.unref();
 

@@ -11,6 +11,8 @@ export interface ForwardWithRefresh extends Omit<UpstreamCall, "credential"> {
    * token. Its errors (e.g. CONNECTION_NEEDS_REAUTH) propagate unchanged.
    */
   refresh(rejectedToken: string): Promise<string>;
+  /** Wraps each upstream call (its span and timing: proxy-telemetry.ts). */
+  observe?: (call: () => Promise<UpstreamResponse>) => Promise<UpstreamResponse>;
 }
 
 /** The upstream response and whether a refresh happened on the way. */
@@ -26,12 +28,12 @@ export interface ForwardedResponse extends UpstreamResponse {
  * Streaming calls are not retried: their request body cannot be replayed.
  */
 export async function forwardWithRefresh(call: ForwardWithRefresh): Promise<ForwardedResponse> {
-  const { accessToken, refresh, ...rest } = call;
+  const { accessToken, refresh, observe = (send) => send(), ...rest } = call;
   const token = await accessToken();
-  const first = await callUpstream({ ...rest, credential: token });
+  const first = await observe(() => callUpstream({ ...rest, credential: token }));
   if (!isInvalidTokenResponse(first.status, first.headers)) return { ...first, refreshed: false };
   const fresh = await refresh(token);
   if (fresh === token) return { ...first, refreshed: true };
-  const second = await callUpstream({ ...rest, credential: fresh });
+  const second = await observe(() => callUpstream({ ...rest, credential: fresh }));
   return { ...second, refreshed: true };
 }

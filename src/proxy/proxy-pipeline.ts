@@ -4,6 +4,7 @@ import type { AuditLog } from "../audit/audit-log.js";
 import { RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/authorize.js";
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
+import type { BrokerMetrics } from "../observability/metrics.js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { Admission } from "./admission.js";
 import type { AccessTokenCache } from "../oauth/access-token-cache.js";
@@ -25,6 +26,8 @@ export interface ProxyDependencies {
   /** Reuses the canonical form of repeated requests (built with `canonicalLimits`); without it every call canonicalizes. */
   canonicalRequests?: CanonicalRequestMemo;
   upstreamLimits?: Partial<UpstreamLimits>;
+  /** Where each call's counts and latencies go (proxy-telemetry.ts); none in tests that do not look. */
+  metrics?: BrokerMetrics;
 }
 
 /**

@@ -18,6 +18,8 @@ import { isInvalidTokenResponse } from "./invalid-token-response.js";
 import { admit } from "./admission.js";
 import { redactCredentialEchoes, redactCredentialEchoStream, withoutCredentialEchoes } from "./credential-echoes.js";
 import { proxyAuditEntry, type ProxyDependencies } from "./proxy-pipeline.js";
+import { observeAdmission, observeCredential, observed, observeUpstream } from "./proxy-telemetry.js";
+import { inRpcSpan } from "../observability/tracing.js";
 import type { ConnectionRoute } from "./connection-directory.js";
 import { callUpstreamStreaming } from "./upstream-call.js";
 
@@ -31,14 +33,15 @@ const epochDeadline = (ctx: CallContext) => ctx.deadline?.getTime();
  * 3. resolve the credential and call upstream (refreshing at most once on an invalid-token 401);
  * 4. filter the response (allowlisted headers; no echo of the credential in headers or body: credential-echoes.ts);
  * 5. store the audit event and only then answer (a call whose event cannot be stored is not answered OK).
+ * Each step is observed from the outside (proxy-telemetry.ts): a span and a timing, and one count per call.
  */
 export function createProxyService(deps: ProxyDependencies): ProxyServiceServer {
   return {
     proxy: unary<ProxyRequest, ProxyResponse>("Proxy", async (message, ctx) => {
       const startedAt = performance.now();
-      const admitted = await admit(deps, () => bearerCapability(ctx), message.request);
+      const admitted = await observeAdmission(deps, () => admit(deps, () => bearerCapability(ctx), message.request));
       if (!admitted.ok) {
-        deps.audit.record(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+        deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error })));
         throw admitted.error;
       }
       const audit = deps.audit.reserve();
@@ -58,6 +61,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
           limits: deps.upstreamLimits,
           accessToken: () => credential.current(),
           refresh: () => credential.refreshed(),
+          observe: (send) => observeUpstream(deps, route.provider, send),
         });
         answer = {
           status: response.status,
@@ -67,14 +71,14 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
       } catch (err) {
         failure = err;
       }
-      await audit.commit(proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus: answer?.status, error: failure }));
+      await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus: answer?.status, error: failure })));
       if (!answer) throw failure;
       return answer;
     }),
 
     proxyStream: (call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>) => {
       const ctx = callContext(call);
-      proxyStream(deps, call, ctx)
+      inRpcSpan("ProxyStream", ctx.metadata, () => proxyStream(deps, call, ctx))
         .catch((err) => failStream(call, err))
         .finally(() => ctx.finished());
     },
@@ -94,13 +98,13 @@ class CredentialHandle {
   ) {}
 
   async current(): Promise<string> {
-    this.resolved = await this.deps.tokens.get(this.route.tenant, this.route.id, this.deadline);
+    this.resolved = await observeCredential("resolve", () => this.deps.tokens.get(this.route.tenant, this.route.id, this.deadline));
     this.sent.push(this.resolved.accessToken);
     return this.resolved.accessToken;
   }
 
   async refreshed(): Promise<string> {
-    this.resolved = await this.deps.tokens.refresh(this.route.tenant, this.route.id, this.resolved!, this.deadline);
+    this.resolved = await observeCredential("refresh", () => this.deps.tokens.refresh(this.route.tenant, this.route.id, this.resolved!, this.deadline));
     this.sent.push(this.resolved.accessToken);
     return this.resolved.accessToken;
   }
@@ -121,11 +125,13 @@ async function proxyStream(
   const messages = call.iterator({ destroyOnReturn: false }) as AsyncIterator<ProxyStreamRequest | MalformedMessage>;
   const first = await messages.next();
   const head = first.done || first.value instanceof MalformedMessage ? undefined : first.value.head;
-  const admitted = await admit(deps, () => bearerCapability(ctx), head && { ...head, body: Buffer.alloc(0) }, {
-    missingRequest: "the first ProxyStream message must carry the request head",
-  });
+  const admitted = await observeAdmission(deps, () =>
+    admit(deps, () => bearerCapability(ctx), head && { ...head, body: Buffer.alloc(0) }, {
+      missingRequest: "the first ProxyStream message must carry the request head",
+    }),
+  );
   if (!admitted.ok) {
-    deps.audit.record(proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }));
+    deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error })));
     throw admitted.error;
   }
   const audit = deps.audit.reserve();
@@ -136,7 +142,7 @@ async function proxyStream(
   let refreshing: Promise<void> | undefined;
   try {
     const accessToken = await credential.current();
-    const response = await callUpstreamStreaming({
+    const response = await observeUpstream(deps, route.provider, () => callUpstreamStreaming({
       target: route.target,
       request,
       url,
@@ -147,7 +153,7 @@ async function proxyStream(
       deadline: epochDeadline(ctx),
       limits: deps.upstreamLimits,
       body: bodyChunks(messages),
-    });
+    }));
     upstreamStatus = response.status;
     // A streamed body cannot be replayed, so an invalid-token 401 goes back as is; but the connection is refreshed
     // (once, through the same single flight) so that the agent's retry works instead of failing until expiry.
@@ -164,7 +170,7 @@ async function proxyStream(
     failure = err;
   }
   // The stream's status (OK or the failure) is sent only once its event is stored.
-  await audit.commit(proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus, error: failure }));
+  await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus, error: failure })));
   if (failure !== undefined) throw failure;
   call.end();
 }

@@ -12,6 +12,7 @@ import type {
 } from "@grpc/grpc-js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import { toServiceError } from "../errors/grpc-status.js";
+import { inRpcSpan } from "../observability/tracing.js";
 import { callContext, type CallContext } from "./call-context.js";
 import { MalformedMessage } from "./service-definitions.js";
 
@@ -44,10 +45,12 @@ export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallCont
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const ctx = callContext(call);
     Promise.resolve()
-      .then(() => {
-        checkRequest(call.request);
-        return fn(call.request, ctx);
-      })
+      .then(() =>
+        inRpcSpan(method, call.metadata, () => {
+          checkRequest(call.request);
+          return fn(call.request, ctx);
+        }),
+      )
       .then(
         (res) => callback(null, res),
         (err) => callback(fail(method, err) as never),
@@ -67,10 +70,12 @@ export function serverStream<Req, Res>(
   return (call: ServerWritableStream<Req, Res>) => {
     const ctx = callContext(call);
     Promise.resolve()
-      .then(() => {
-        checkRequest(call.request);
-        return fn(call.request, ctx, (message) => writeMessage(call, message));
-      })
+      .then(() =>
+        inRpcSpan(method, call.metadata, () => {
+          checkRequest(call.request);
+          return fn(call.request, ctx, (message) => writeMessage(call, message));
+        }),
+      )
       .then(
         () => call.end(),
         (err) => {

@@ -26,6 +26,8 @@ export interface Store {
   readonly disconnectFailures: DisconnectFailureRepository;
   /** Create indexes; safe to call on every start-up. */
   ensureIndexes(): Promise<void>;
+  /** Report each failed database command by name (metrics); the in-memory store has none. */
+  onCommandFailed?(listener: (command: string) => void): void;
   /** Fails if the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

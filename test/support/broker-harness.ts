@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { startBroker, type Broker } from "../../src/broker/broker.js";
+import { startBroker, type Broker, type BrokerOptions } from "../../src/broker/broker.js";
 import { connect, type CapvaultClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config/load-config.js";
 import { CapabilityServiceClient, type Grant, type MintResponse } from "../../src/gen/capvault/v1/capability.js";
@@ -43,6 +43,8 @@ export interface TestBrokerOptions {
   exposeSecrets?: boolean;
   /** Extra configuration values (config paths, e.g. `"grpc.maxMessageBytes"`), applied last. */
   config?: Record<string, unknown>;
+  /** How the broker is started besides its configuration (a span exporter, worker fault injection). */
+  brokerOptions?: BrokerOptions;
 }
 
 /** What a provider variant can build its `api` section from. */
@@ -166,7 +168,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   const logger = createLogger("debug", { write: (line: string) => void logs.push(line) });
   let broker: Broker;
   try {
-    broker = await startBroker(config, logger);
+    broker = await startBroker(config, logger, options.brokerOptions);
   } catch (err) {
     await Promise.all([idp.close(), upstream.close(), db?.drop(), rm(dir, { recursive: true, force: true })]);
     delete process.env[`${envPrefix}_ID`];

@@ -75,6 +75,7 @@ function banner(broker: Broker, config: Config, sandbox: PreparedSandbox | undef
     "",
     `capvault dev broker is running on ${address} (gRPC, plaintext, loopback only).`,
     `OAuth callbacks are served at ${broker.httpUrl}/oauth/callback.`,
+    ...(broker.metricsUrl ? [`Prometheus metrics are served at ${broker.metricsUrl} (metrics.addr, CAPVAULT_METRICS_ADDR).`] : []),
     ...(broker.store.kind === "memory"
       ? [
           "Storage is in memory and the key-encryption key was generated for this run: nothing survives a restart.",

@@ -15,6 +15,9 @@ export interface BrokerHooks {
   onStopped?(): Promise<void>;
 }
 
+/** Where `capvault dev` serves Prometheus metrics when metrics.addr is not set. */
+export const DEV_METRICS_ADDR = "127.0.0.1:9464";
+
 /** Shared by `serve` and `dev`: load configuration, start the broker, stop gracefully on SIGTERM/SIGINT. */
 export async function runBroker(argv: string[], mode: "serve" | "dev", hooks: BrokerHooks = {}): Promise<number> {
   const { flags, config: file, rest, problems } = parseFlags(argv);
@@ -30,13 +33,16 @@ export async function runBroker(argv: string[], mode: "serve" | "dev", hooks: Br
     }
     throw err;
   }
+  // `capvault dev` serves metrics on loopback unless told where (a taken port falls back to a free one).
+  const metricsPortIsDefault = mode === "dev" && !config.metrics.addr;
+  if (metricsPortIsDefault) config = { ...config, metrics: { addr: DEV_METRICS_ADDR } };
   const logger = createLogger(config.log.level);
   logger.debug({ config: redactConfig(config) }, "configuration");
 
   let broker;
   try {
     if (hooks.configure) config = await hooks.configure(config);
-    broker = await startBroker(config, logger);
+    broker = await startBroker(config, logger, { metricsPortIsDefault });
   } catch (err) {
     logger.error({ err }, "broker failed to start");
     process.stderr.write(`capvault ${mode}: failed to start: ${(err as Error).message}\n`);

@@ -163,7 +163,7 @@ class MongoLeases implements LeaseRepository {
 
 /** Open the MongoDB-backed store. The URI may carry credentials: it is never logged (see describeMongoUri). */
 export async function openMongoStore(uri: string, database: string): Promise<Store> {
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, appName: "capvault" });
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, appName: "capvault", monitorCommands: true });
   try {
     await client.connect();
   } catch (err) {
@@ -193,6 +193,9 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
       await db.collection(COLLECTIONS.leases).createIndex({ expiresAt: 1 });
       await ensureDataKeyIndexes(db.collection(COLLECTIONS.dataKeys));
       await Promise.all([MongoOAuthStates, MongoCredentials, MongoDisconnectFailures].map((r) => r.ensureIndexes(db)));
+    },
+    onCommandFailed(listener) {
+      client.on("commandFailed", (event) => listener(event.commandName));
     },
     async ping() {
       await db.command({ ping: 1 });
