@@ -29,6 +29,7 @@ import { BrokerMetrics } from "../observability/metrics.js";
 import { startMetricsServer, type MetricsServer } from "../observability/metrics-server.js";
 import { logPoolEvent } from "../observability/pool-event-log.js";
 import { startTracing } from "../observability/tracing.js";
+import { setAccessLog } from "../observability/access-log.js";
 import { keyringConfigOf } from "../vault/keyring-config.js";
 import { openLocalKeyring } from "../vault/local-keyring.js";
 import { openVault } from "../vault/open-vault.js";
@@ -66,6 +67,7 @@ export interface BrokerOptions {
 /** The composition root: storage, vault, capabilities, OAuth, the Proxy pipeline, then the listeners. */
 export async function startBroker(config: Config, logger: Logger, options: BrokerOptions = {}): Promise<Broker> {
   setFailureReporter((method, err) => logger.error({ method, reason: err.reason, err: err.cause ?? err }, "rpc failed"));
+  setAccessLog(config.log.access ? logger : undefined);
 
   const tracing = config.tracing.enabled || options.spanExporter ? startTracing(options.spanExporter) : undefined;
   const metrics = new BrokerMetrics();

@@ -19,7 +19,8 @@ import { admit } from "./admission.js";
 import { redactCredentialEchoes, redactCredentialEchoStream, withoutCredentialEchoes } from "./credential-echoes.js";
 import { proxyAuditEntry, type ProxyDependencies } from "./proxy-pipeline.js";
 import { observeAdmission, observeCredential, observed, observeUpstream } from "./proxy-telemetry.js";
-import { inRpcSpan } from "../observability/tracing.js";
+import { writeAccessLine } from "../observability/access-log.js";
+import { currentTraceId, inRpcSpan } from "../observability/tracing.js";
 import type { ConnectionRoute } from "./connection-directory.js";
 import { callUpstreamStreaming } from "./upstream-call.js";
 
@@ -41,7 +42,7 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
       const startedAt = performance.now();
       const admitted = await observeAdmission(deps, () => admit(deps, () => bearerCapability(ctx), message.request));
       if (!admitted.ok) {
-        deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error })));
+        deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }), ctx.access));
         throw admitted.error;
       }
       const audit = deps.audit.reserve();
@@ -71,15 +72,25 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
       } catch (err) {
         failure = err;
       }
-      await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus: answer?.status, error: failure })));
+      await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus: answer?.status, error: failure }), ctx.access));
       if (!answer) throw failure;
       return answer;
     }),
 
     proxyStream: (call: ServerDuplexStream<ProxyStreamRequest, ProxyStreamResponse>) => {
       const ctx = callContext(call);
-      inRpcSpan("ProxyStream", ctx.metadata, () => proxyStream(deps, call, ctx))
-        .catch((err) => failStream(call, err))
+      const startedAt = performance.now();
+      inRpcSpan("ProxyStream", ctx.metadata, () => {
+        ctx.access.traceId = currentTraceId();
+        return proxyStream(deps, call, ctx);
+      })
+        .then(
+          () => writeAccessLine("ProxyStream", ctx.access, startedAt),
+          (err) => {
+            writeAccessLine("ProxyStream", ctx.access, startedAt, err);
+            failStream(call, err);
+          },
+        )
         .finally(() => ctx.finished());
     },
   };
@@ -131,7 +142,7 @@ async function proxyStream(
     }),
   );
   if (!admitted.ok) {
-    deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error })));
+    deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }), ctx.access));
     throw admitted.error;
   }
   const audit = deps.audit.reserve();
@@ -170,7 +181,7 @@ async function proxyStream(
     failure = err;
   }
   // The stream's status (OK or the failure) is sent only once its event is stored.
-  await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus, error: failure })));
+  await audit.commit(observed(deps, proxyAuditEntry(admitted.admission, { startedAt, upstreamStatus, error: failure }), ctx.access));
   if (failure !== undefined) throw failure;
   call.end();
 }

@@ -1,5 +1,6 @@
 import { trace } from "@opentelemetry/api";
 import type { AuditEntry } from "../audit/audit-event.js";
+import type { AccessFields } from "../observability/access-log.js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import { inStepSpan } from "../observability/tracing.js";
 import type { AdmissionResult } from "./admission.js";
@@ -33,8 +34,13 @@ export function observeCredential<T>(kind: "resolve" | "refresh", step: () => Pr
   return inStepSpan(`credential.${kind}`, step);
 }
 
-/** A finished call: counted (provider, decision, reason, latency), then handed on unchanged to the audit step. */
-export function observed(deps: ProxyDependencies, entry: AuditEntry): AuditEntry {
+/**
+ * A finished call: counted (provider, decision, reason, latency) and described for the access log line, then handed
+ * on unchanged to the audit step.
+ */
+export function observed(deps: ProxyDependencies, entry: AuditEntry, access: AccessFields): AuditEntry {
   deps.metrics?.proxyCall(entry);
+  Object.assign(access, { tenant: entry.tenant, subject: entry.subject, connection: entry.connection, decision: entry.decision });
+  if (entry.upstreamStatus) access.upstreamStatus = entry.upstreamStatus;
   return entry;
 }

@@ -1,4 +1,5 @@
 import { CapvaultError } from "../errors/capvault-error.js";
+import type { AccessFields } from "../observability/access-log.js";
 import type {
   Metadata,
   ServerDuplexStream,
@@ -27,6 +28,8 @@ export interface CallContext {
   peer: string;
   /** The bearer token from `authorization: Bearer <token>`, if any. Never log it. */
   bearerToken(): string | undefined;
+  /** What the handler learned for the call's access log line (access-log.ts). */
+  access: AccessFields;
   /** Release the deadline timer and the cancellation listener once the handler has answered. */
   finished(): void;
 }
@@ -49,6 +52,7 @@ export function callContext(call: ServerCall): CallContext {
     signal: controller.signal,
     deadline,
     peer: call.getPeer(),
+    access: {},
     finished() {
       clearTimeout(timer);
       (call as ServerUnaryCall<unknown, unknown>).removeListener("cancelled", onCancelled);

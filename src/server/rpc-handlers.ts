@@ -12,7 +12,8 @@ import type {
 } from "@grpc/grpc-js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import { toServiceError } from "../errors/grpc-status.js";
-import { inRpcSpan } from "../observability/tracing.js";
+import { writeAccessLine } from "../observability/access-log.js";
+import { currentTraceId, inRpcSpan } from "../observability/tracing.js";
 import { callContext, type CallContext } from "./call-context.js";
 import { MalformedMessage } from "./service-definitions.js";
 
@@ -44,16 +45,24 @@ function checkRequest(request: unknown): void {
 export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const ctx = callContext(call);
+    const startedAt = performance.now();
     Promise.resolve()
       .then(() =>
         inRpcSpan(method, call.metadata, () => {
+          ctx.access.traceId = currentTraceId();
           checkRequest(call.request);
           return fn(call.request, ctx);
         }),
       )
       .then(
-        (res) => callback(null, res),
-        (err) => callback(fail(method, err) as never),
+        (res) => {
+          writeAccessLine(method, ctx.access, startedAt);
+          callback(null, res);
+        },
+        (err) => {
+          writeAccessLine(method, ctx.access, startedAt, err);
+          callback(fail(method, err) as never);
+        },
       )
       .finally(() => ctx.finished());
   };
@@ -69,16 +78,22 @@ export function serverStream<Req, Res>(
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
     const ctx = callContext(call);
+    const startedAt = performance.now();
     Promise.resolve()
       .then(() =>
         inRpcSpan(method, call.metadata, () => {
+          ctx.access.traceId = currentTraceId();
           checkRequest(call.request);
           return fn(call.request, ctx, (message) => writeMessage(call, message));
         }),
       )
       .then(
-        () => call.end(),
+        () => {
+          writeAccessLine(method, ctx.access, startedAt);
+          call.end();
+        },
         (err) => {
+          writeAccessLine(method, ctx.access, startedAt, err);
           if (!call.destroyed && !call.writableEnded) call.emit("error", Object.assign(new Error(), fail(method, err)));
         },
       )

@@ -9,7 +9,7 @@ import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
  * Traces of a whole broker, exported to the OpenTelemetry SDK's in-memory exporter: a Proxy call carrying a W3C
  * `traceparent` continues that trace with one server span and its authorization, credential and upstream children;
  * a refreshed call adds the refresh; a denied call ends at authorization. No attribute holds a token, the query value
- * or the body.
+ * or the body. With log.access on, each RPC also writes one access line carrying the same trace id.
  */
 
 const exporter = new InMemorySpanExporter();
@@ -22,7 +22,7 @@ let agentToken: string;
 let proxy: InstanceType<typeof ProxyServiceClient>;
 
 beforeAll(async () => {
-  t = await startTestBroker({ memory: true, exposeSecrets: true, brokerOptions: { spanExporter: exporter } });
+  t = await startTestBroker({ memory: true, exposeSecrets: true, config: { "log.access": true }, brokerOptions: { spanExporter: exporter } });
   t.upstream.handler = (req, res) => {
     const token = String(req.headers.authorization ?? "").replace(/^Bearer /, "");
     if (rejected.has(token)) {
@@ -115,5 +115,28 @@ describe("tracing", () => {
     expect(spans.length).toBeGreaterThan(8);
     const text = JSON.stringify(spans.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, status: s.status })));
     for (const f of forbidden) expect(text.includes(f)).toBe(false);
+  });
+});
+
+describe("the access log (log.access)", () => {
+  it("writes one line per RPC with who, what, the decision, the upstream status, the latency and the trace id", async () => {
+    const traceId = randomBytes(16).toString("hex");
+    await call("/repos/z", traceId);
+    const denyTrace = randomBytes(16).toString("hex");
+    await call("/admin", denyTrace).catch(() => undefined);
+    const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.log === "access");
+    const allowed = lines.filter((l) => l.traceId === traceId);
+    expect(allowed).toHaveLength(1);
+    expect(allowed[0]).toMatchObject({ msg: "rpc", method: "Proxy", tenant: t.tenant, subject: "agent-1", connection, decision: "allow", upstreamStatus: 200 });
+    expect(allowed[0].latencyMs).toBeGreaterThan(0);
+    const denied = lines.filter((l) => l.traceId === denyTrace);
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({ method: "Proxy", decision: "deny", connection, subject: "agent-1" });
+    expect(denied[0].reason).toMatch(/^[A-Z_]+$/);
+    // Other RPCs are logged too (the Mint of this file's agent capability).
+    expect(lines.some((l) => l.method === "Mint" && l.decision === "ok")).toBe(true);
+    const secrets = await t.secretsOf(connection);
+    const text = JSON.stringify(lines);
+    for (const f of [agentToken, QUERY_VALUE, BODY, ...secrets.accessTokens, ...secrets.refreshTokens]) expect(text.includes(f)).toBe(false);
   });
 });
