@@ -143,3 +143,16 @@ function decisionCacheChanges(before: Map<string, MetricFamily>, after: Map<stri
   }
   return out;
 }
+
+describe("the exposition parser these tests read with", () => {
+  it("refuses what Prometheus would refuse", () => {
+    const ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 3\n";
+    expect(seriesValue(parsePrometheusText(ok), "a_total", { x: "1" })).toBe(3);
+    expect(() => parsePrometheusText("b 1\n")).toThrow(/undeclared family/);
+    expect(() => parsePrometheusText("# TYPE a counter\na{x=\"1\",x=\"2\"} 1\n")).toThrow(/duplicate label/);
+    expect(() => parsePrometheusText("# TYPE a counter\na{x=\"un\\qescaped\"} 1\n")).toThrow(/bad escape/);
+    expect(() => parsePrometheusText("# TYPE a counter\na 1\na 2\n")).toThrow(/duplicate series/);
+    expect(() => parsePrometheusText("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\nh_sum 1\n")).toThrow(/\+Inf bucket/);
+    expect(() => parsePrometheusText("# TYPE a gauge\na one\n")).toThrow(/bad value/);
+  });
+});

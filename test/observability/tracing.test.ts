@@ -69,6 +69,7 @@ function tree(spans: ReadableSpan[]): string[] {
 
 describe("tracing", () => {
   it("continues the caller's trace: a Proxy span with authorize, credential.resolve and upstream children", async () => {
+    expect(t.broker.metricsUrl).toBeUndefined(); // metrics are off unless metrics.addr is set
     const traceId = randomBytes(16).toString("hex");
     expect((await call("/repos/x", traceId)).status).toBe(200);
     const spans = await spansOf(traceId);
