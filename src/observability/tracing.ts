@@ -16,6 +16,9 @@ import { CapvaultError } from "../errors/capvault-error.js";
  */
 const TRACER = "capvault";
 
+/** Whether a provider is installed: without one, calls skip span bookkeeping altogether (the hot path). */
+let enabled = false;
+
 /** A running trace pipeline; `stop()` flushes what is buffered and uninstalls it. */
 export interface Tracing {
   stop(): Promise<void>;
@@ -36,8 +39,10 @@ export function startTracing(exporter?: SpanExporter): Tracing {
   const contextManager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(contextManager);
   trace.setGlobalTracerProvider(provider);
+  enabled = true;
   return {
     async stop() {
+      enabled = false;
       await provider.shutdown();
       trace.disable();
       context.disable();
@@ -59,6 +64,7 @@ const metadataGetter: TextMapGetter<Metadata> = {
  * `tracestate`) metadata when it sent one.
  */
 export function inRpcSpan<T>(method: string, metadata: Metadata, handler: () => Promise<T>): Promise<T> {
+  if (!enabled) return handler();
   const parent = w3c.extract(ROOT_CONTEXT, metadata, metadataGetter);
   const attributes = { "rpc.system": "grpc", "rpc.service": "capvault.v1", "rpc.method": method };
   return inSpan(method, handler, { kind: SpanKind.SERVER, attributes }, parent);
@@ -66,6 +72,7 @@ export function inRpcSpan<T>(method: string, metadata: Metadata, handler: () => 
 
 /** Run one step of a call (authorization, credential, upstream) as a child span of the current one. */
 export function inStepSpan<T>(name: string, step: () => Promise<T>, attributes: Attributes = {}): Promise<T> {
+  if (!enabled) return step();
   const described = async () => {
     const result = await step();
     const status = (result as { status?: unknown } | undefined)?.status;
@@ -77,6 +84,7 @@ export function inStepSpan<T>(name: string, step: () => Promise<T>, attributes: 
 
 /** The trace id of the current span, for log lines; undefined when tracing is off. */
 export function currentTraceId(): string | undefined {
+  if (!enabled) return undefined;
   const span = trace.getSpan(context.active());
   return span?.isRecording() ? span.spanContext().traceId : undefined;
 }
