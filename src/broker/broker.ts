@@ -202,6 +202,7 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
   metrics.observe({
     pool: () => caps.stats(),
     decisionCache: () => caps.decisions,
+    native: () => caps.native,
     auditDepth: () => audit.depth,
     revocationAgeMs: () => revocations.ageMs(),
   });

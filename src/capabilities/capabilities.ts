@@ -11,10 +11,15 @@ import { loadPolicyDirectory, policySetFromSources, validatePolicySet, type Poli
 import type { RevocationSet } from "./revocation-set.js";
 import type { RootPublicKey } from "./root-keys.js";
 import type { AccessRequest, Restriction } from "./vocabulary.js";
-import { WorkerPool, type PoolStats, type WorkerPoolOptions } from "./worker-pool.js";
+import { WorkerPool, type PoolEvent, type PoolStats, type WorkerPoolOptions } from "./worker-pool.js";
 
 /** Options: the worker pool's, plus capability limits. */
-export interface CapabilitiesOptions extends WorkerPoolOptions {
+/** Something an operator should hear about: a worker lifecycle event, or a panic caught by the native runtime. */
+export type CapabilityEvent = PoolEvent | { type: "native-panic"; detail: string };
+
+export interface CapabilitiesOptions extends Omit<WorkerPoolOptions, "onEvent"> {
+  /** Observe worker lifecycle events and native panics (for logs and metrics). */
+  onEvent?: (event: CapabilityEvent) => void;
   limits?: Partial<Omit<CapabilityLimits, "run">> & { run?: Partial<RunLimits> };
   /** Most authorizer results kept for the current second (decision-cache.ts; default 4096, 0 turns it off). */
   decisionCacheSize?: number;
@@ -50,7 +55,10 @@ export class Capabilities {
     this.limits = resolveLimits(limits);
     this.pool = new WorkerPool(poolOptions);
     this.decisions = new DecisionCache(decisionCacheSize ?? 4096);
-    const native = binding ? new NativeAuthorizer(binding) : undefined;
+    const onEvent = poolOptions.onEvent;
+    const native = binding
+      ? new NativeAuthorizer(binding, { onPanic: (detail) => onEvent?.({ type: "native-panic", detail }) })
+      : undefined;
     this.native = native;
     this.runtime = native ? "native" : "wasm";
     this.runAuthorize = native

@@ -32,6 +32,8 @@ export interface NativeAuthorizerOptions {
   tokenCacheSize?: number;
   /** Authorizations in flight past which new ones are refused with CAPABILITY_RUNTIME_BUSY (default 10,000). */
   maxInFlight?: number;
+  /** Told of each Rust panic caught by the runtime (the call fails; the process and other calls go on). */
+  onPanic?: (detail: string) => void;
 }
 
 /**
@@ -58,6 +60,8 @@ export class NativeAuthorizer {
   /** Authorizations run inline on the event loop, and on libuv's threads. */
   inline = 0;
   offloaded = 0;
+  /** Rust panics caught (each failed its call only). */
+  panics = 0;
 
   constructor(
     private readonly native: NativeBiscuit,
@@ -65,7 +69,10 @@ export class NativeAuthorizer {
   ) {
     this.tokenCacheSize = options.tokenCacheSize ?? 4096;
     this.maxInFlight = options.maxInFlight ?? 10_000;
+    this.onPanic = options.onPanic;
   }
+
+  private readonly onPanic: ((detail: string) => void) | undefined;
 
   /** Run an authorize job (the same job the worker pool runs); `digest` is the token's SHA-256 (token-input.ts). */
   async authorize(job: AuthorizeJob, digest: string): Promise<AuthorizeJobResult> {
@@ -106,6 +113,10 @@ export class NativeAuthorizer {
       return { revocationIds: token.revocationIds, identity: token.facts.identity, outcome };
     } catch (err) {
       this.failed++;
+      if (CapvaultError.is(err, "CAPABILITY_RUNTIME_FAILED")) {
+        this.panics++;
+        this.onPanic?.(err.cause instanceof Error ? err.cause.message : "panic");
+      }
       throw err;
     } finally {
       this.inFlight--;

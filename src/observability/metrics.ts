@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { AuditEntry } from "../audit/audit-event.js";
-import type { PoolEvent, PoolStats } from "../capabilities/worker-pool.js";
+import type { CapabilityEvent } from "../capabilities/capabilities.js";
+import type { NativeAuthorizer } from "../capabilities/native-authorizer.js";
+import type { PoolStats } from "../capabilities/worker-pool.js";
 
 /**
  * Every metric the broker serves, in one place. Labels are low-cardinality by construction: a provider id from the
@@ -50,7 +52,7 @@ export class BrokerMetrics {
   });
   private readonly workerEvents = new Counter({
     name: "capvault_capability_worker_events_total",
-    help: "Capability worker lifecycle events: started, retired (recycled), crashed, timeout, panic, start-failed.",
+    help: "Capability runtime events: worker started, retired (recycled), crashed, timeout, panic, start-failed; native-panic (a panic caught by the native runtime, its call failed).",
     labelNames: ["event"] as const,
     registers: [this.registry],
   });
@@ -110,7 +112,7 @@ export class BrokerMetrics {
     this.refreshWaits.inc({ holder });
   }
 
-  poolEvent(event: PoolEvent): void {
+  poolEvent(event: CapabilityEvent): void {
     this.workerEvents.inc({ event: event.type });
   }
 
@@ -132,6 +134,13 @@ export class BrokerMetrics {
     monotonic(registers, "capvault_capability_worker_replacements_total", "Capability workers replaced (recycled, crashed, timed out or panicked).", () => sources.pool().replaced);
     monotonic(registers, "capvault_decision_cache_hits_total", "Authorizations answered from the decision cache (same token, request and second).", () => sources.decisionCache().hits);
     monotonic(registers, "capvault_decision_cache_misses_total", "Authorizations the capability workers computed.", () => sources.decisionCache().misses);
+    gauge(registers, "capvault_capability_runtime_native", "1 when authorizations run on the native runtime (biscuit-auth through Node-API), 0 on the wasm worker pool.", () => (sources.native() ? 1 : 0));
+    monotonic(registers, "capvault_native_authorizations_inline_total", "Native authorizations run on the event loop (tokens whose last run was short).", () => sources.native()?.inline ?? 0);
+    monotonic(registers, "capvault_native_authorizations_offloaded_total", "Native authorizations run on libuv threads (first uses, heavy tokens).", () => sources.native()?.offloaded ?? 0);
+    monotonic(registers, "capvault_native_authorization_failures_total", "Native authorizations that failed with an error (not a denial): bad token, runtime limits, panics.", () => sources.native()?.failed ?? 0);
+    monotonic(registers, "capvault_native_token_cache_hits_total", "Native authorizations of a token already verified and kept.", () => sources.native()?.hits ?? 0);
+    monotonic(registers, "capvault_native_token_cache_misses_total", "Native authorizations that verified their token first.", () => sources.native()?.misses ?? 0);
+    gauge(registers, "capvault_native_tokens_cached", "Verified tokens the native runtime keeps.", () => sources.native()?.size ?? 0);
     gauge(registers, "capvault_audit_queue_depth", "Audit events reserved or waiting to be stored.", sources.auditDepth);
     gauge(registers, "capvault_revocation_view_age_seconds", "Age of this broker's view of the revocation list (since the start of its last successful poll).", () => sources.revocationAgeMs() / 1000);
   }
@@ -146,6 +155,8 @@ export class BrokerMetrics {
 export interface ScrapedSources {
   pool(): PoolStats;
   decisionCache(): { hits: number; misses: number };
+  /** The native authorizer's counters, when authorizations run natively. */
+  native(): Pick<NativeAuthorizer, "inline" | "offloaded" | "failed" | "hits" | "misses" | "size"> | undefined;
   auditDepth(): number;
   revocationAgeMs(): number;
 }

@@ -101,9 +101,21 @@ describe("the metrics endpoint", () => {
       [key("capvault_oauth_refreshes_total", { ...gh, outcome: "refreshed" })]: 1,
       // Three authorizations: the denied one and the first allowed one computed, the retry's twin maybe cached.
       ...decisionCacheChanges(before.families, after.families),
+      // On the native runtime: each computed authorization ran inline or on a libuv thread, with the token kept.
+      ...nativeChanges(before.families, after.families),
     });
     const cache = decisionCacheChanges(before.families, after.families);
     expect(Object.values(cache).reduce((a, b) => a + b, 0)).toBe(3);
+    const computed = cache[key("capvault_decision_cache_misses_total")] ?? 0;
+    const native = nativeChanges(before.families, after.families);
+    if (seriesValue(after.families, "capvault_capability_runtime_native") === 1) {
+      expect(computed).toBeGreaterThan(0);
+      const placed = (native[key("capvault_native_authorizations_inline_total")] ?? 0) + (native[key("capvault_native_authorizations_offloaded_total")] ?? 0);
+      expect(placed).toBe(computed);
+      expect(native[key("capvault_native_token_cache_hits_total")]).toBe(computed);
+    } else {
+      expect(native).toEqual({});
+    }
   });
 
   it("serves the gauges of the pool, the audit queue and the revocation view, and process metrics", async () => {
@@ -134,6 +146,17 @@ describe("the metrics endpoint", () => {
     expect((await fetch(url, { method: "POST" })).status).toBe(405);
   });
 });
+
+function nativeChanges(before: Map<string, MetricFamily>, after: Map<string, MetricFamily>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const names = ["inline", "offloaded"].map((p) => `capvault_native_authorizations_${p}_total`);
+  names.push("capvault_native_authorization_failures_total", "capvault_native_token_cache_hits_total", "capvault_native_token_cache_misses_total");
+  for (const name of names) {
+    const delta = (seriesValue(after, name) ?? 0) - (seriesValue(before, name) ?? 0);
+    if (delta !== 0) out[key(name)] = delta;
+  }
+  return out;
+}
 
 function decisionCacheChanges(before: Map<string, MetricFamily>, after: Map<string, MetricFamily>): Record<string, number> {
   const out: Record<string, number> = {};

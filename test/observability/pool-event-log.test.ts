@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NativeBiscuit } from "../../src/capabilities/binding/native-loader.js";
+import { CapvaultClientError } from "../../src/client/index.js";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
 import { parsePrometheusText, seriesValue } from "../support/prometheus-text.js";
@@ -40,9 +42,63 @@ describe("a crashed capability worker", () => {
     expect(seriesValue(after, "capvault_capability_worker_replacements_total")).toBe(replacedBefore + 1);
 
     // The pool still answers: a capability is minted through the RPC.
-    expect((await t.mint([{ connection: "conn-after-crash", method: "GET", pathPrefix: "/" }], 60)).token.length).toBeGreaterThan(20);
+    expect((await t.mint([{ connection: await t.connectAccount("alice"), method: "GET", pathPrefix: "/" }], 60)).token.length).toBeGreaterThan(20);
     await t.broker.capabilities.ready();
     const started = logged().filter((l) => l.event === "worker_started").map((l) => l.worker);
     expect(new Set(started).size).toBeGreaterThan(seriesValue(after, "capvault_capability_workers")!);
+  });
+});
+
+describe("a panic caught by the native capability runtime", () => {
+  it("fails that call only, and is logged as an error and counted", async () => {
+    const authorizer = t.broker.capabilities.native;
+    if (!authorizer) {
+      // The wasm runtime has no native panics; its panics are worker events (above).
+      expect(t.broker.capabilities.runtime).toBe("wasm");
+      return;
+    }
+    // A real panic from the Rust side (the runtime's diagnostic entry point), injected into the next authorization:
+    // no request or token makes biscuit-auth panic on purpose.
+    const binding = (authorizer as unknown as { native: NativeBiscuit }).native;
+    const panic = await binding.diagnosticPanic().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String((panic as Error).message)).toContain('"kind":"panic"');
+    const real = { authorize: binding.authorize, authorizeSync: binding.authorizeSync };
+    let injected = 0;
+    binding.authorizeSync = () => {
+      injected++;
+      throw panic;
+    };
+    binding.authorize = () => {
+      injected++;
+      return Promise.reject(panic as Error);
+    };
+
+    const connection = await t.connectAccount("bob");
+    const agent = t.client((await t.mint([{ connection, method: "GET", pathPrefix: "/" }], 60)).token);
+    try {
+      const refused = await agent.authorize(connection, { path: "/repos/x" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(CapvaultClientError);
+      expect((refused as CapvaultClientError).reason).toBe("CAPABILITY_RUNTIME_FAILED");
+      expect(injected).toBe(1);
+    } finally {
+      Object.assign(binding, real);
+    }
+
+    const line = logged().find((l) => l.event === "native_panic");
+    expect(line).toMatchObject({ level: 50, msg: "native capability runtime panicked: that call failed, the runtime goes on" });
+    expect(line!.detail).toMatch(/panic/i);
+    const after = await scrape();
+    expect(seriesValue(after, "capvault_capability_worker_events_total", { event: "native-panic" })).toBe(1);
+    expect(seriesValue(after, "capvault_native_authorization_failures_total")).toBeGreaterThanOrEqual(1);
+
+    // The next authorization runs on the real runtime again.
+    const allowed = await agent.authorize(connection, { path: "/repos/x" });
+    expect(allowed.allowed).toBe(true);
   });
 });
