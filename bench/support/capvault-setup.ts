@@ -107,7 +107,7 @@ export class Operator {
   async attenuate(token: string, restriction: Partial<Restriction>): Promise<string> {
     const res = await unaryCall<AttenuateResponse>((cb) =>
       this.capabilities.attenuate(
-        { token, restriction: { connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], ...restriction } },
+        { token, restriction: { connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [], ...restriction } },
         this.md(token),
         cb,
       ),

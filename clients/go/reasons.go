@@ -68,6 +68,15 @@ const (
 	ReasonCapabilityTenantMismatch   = "CAPABILITY_TENANT_MISMATCH"
 	ReasonRevocationsStale           = "REVOCATIONS_STALE"
 	ReasonCapabilityRuntimeBusy      = "CAPABILITY_RUNTIME_BUSY"
+	ReasonApprovalRequired           = "APPROVAL_REQUIRED"
+	ReasonApprovalPending            = "APPROVAL_PENDING"
+	ReasonApprovalDenied             = "APPROVAL_DENIED"
+	ReasonApprovalExpired            = "APPROVAL_EXPIRED"
+	ReasonApprovalMismatch           = "APPROVAL_MISMATCH"
+	ReasonApprovalUsed               = "APPROVAL_USED"
+	ReasonApprovalNotFound           = "APPROVAL_NOT_FOUND"
+	ReasonApprovalDecided            = "APPROVAL_DECIDED"
+	ReasonApprovalLinkInvalid        = "APPROVAL_LINK_INVALID"
 )
 
 // ReasonInfo is a reason's gRPC code and public message.
@@ -137,4 +146,13 @@ var Reasons = map[string]ReasonInfo{
 	ReasonCapabilityTenantMismatch:   {codes.PermissionDenied, "the capability belongs to another tenant"},
 	ReasonRevocationsStale:           {codes.Unavailable, "the broker cannot see recent revocations (database unreachable); retry"},
 	ReasonCapabilityRuntimeBusy:      {codes.Unavailable, "the capability runtime is busy: the job waited too long; retry"},
+	ReasonApprovalRequired:           {codes.FailedPrecondition, "this request needs a person's approval: it is held (approval_id and approval_url in the metadata); repeat it with capvault-approval-id once approved"},
+	ReasonApprovalPending:            {codes.FailedPrecondition, "the approval has not been decided yet; wait for it (WaitApproval) and repeat the call"},
+	ReasonApprovalDenied:             {codes.PermissionDenied, "the approval was denied"},
+	ReasonApprovalExpired:            {codes.FailedPrecondition, "the approval expired before it was used; repeat the call to ask again"},
+	ReasonApprovalMismatch:           {codes.PermissionDenied, "the approval was given for another request or capability"},
+	ReasonApprovalUsed:               {codes.PermissionDenied, "the approval has already been used: one approval lets exactly one call through"},
+	ReasonApprovalNotFound:           {codes.NotFound, "no such approval"},
+	ReasonApprovalDecided:            {codes.FailedPrecondition, "the approval was already decided"},
+	ReasonApprovalLinkInvalid:        {codes.PermissionDenied, "the approval link is invalid, used or expired"},
 }

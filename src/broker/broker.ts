@@ -12,6 +12,10 @@ import { createConnectionService } from "../rpc/connection-service.js";
 import type { Logger } from "../log/logger.js";
 import { AccessTokenCache } from "../oauth/access-token-cache.js";
 import { startCallbackServer } from "../oauth/callback-server.js";
+import { approvalPages } from "../approvals/approval-page.js";
+import { Approvals } from "../approvals/approvals.js";
+import { ApprovalWebhook } from "../approvals/approval-webhook.js";
+import { createApprovalService } from "../rpc/approval-service.js";
 import { describeReadiness, providerReadiness, type ProviderReadiness } from "../oauth/provider-readiness.js";
 import { createOAuthModule, type OAuthModule } from "../oauth/oauth-module.js";
 import { ConnectionDirectory } from "../proxy/connection-directory.js";
@@ -143,7 +147,17 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
     { usable: providers.filter((p) => p.usable).map((p) => p.id), missing: Object.fromEntries(providers.filter((p) => !p.usable).map((p) => [p.id, p.missing])) },
     `providers: ${describeReadiness(providers)}`,
   );
-  const callback = await startCallbackServer({ addr: httpAddr, oauth, logger });
+  const webhook = config.approvals.webhookUrl
+    ? new ApprovalWebhook({ url: config.approvals.webhookUrl, secret: config.approvals.webhookSecret!, logger })
+    : undefined;
+  const approvals = new Approvals({
+    store: store.approvals,
+    audit,
+    ttlMs: config.approvals.ttlSeconds * 1000,
+    pageBaseUrl: () => publicUrl.replace(/\/+$/, ""),
+    ...(webhook ? { notifier: webhook } : {}),
+  });
+  const callback = await startCallbackServer({ addr: httpAddr, oauth, logger, pages: approvalPages(approvals) });
   const sweeper = oauth.startSweeper();
   const purge = oauth.startPurgeJob();
 
@@ -168,6 +182,7 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
       timeoutMs: config.proxy.upstreamTimeoutMs,
     },
     metrics,
+    approvals,
   };
 
   const grpc = await startGrpcServer({
@@ -186,6 +201,7 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
       ),
       proxy: createProxyService(proxy),
       admin: createAdminService({ authority, store, kms }),
+      approval: createApprovalService(approvals, authority),
     },
   });
 

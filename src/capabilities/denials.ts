@@ -1,9 +1,10 @@
 import type { Reason } from "../errors/reasons.js";
 import type { AuthorizerOutcome, PolicyStatement } from "./protocol.js";
-import { DEFAULT_DENY, GRANT_POLICY, OPERATOR_POLICY, TENANT_CHECK } from "./vocabulary.js";
+import { APPROVAL_CHECK_PREFIX, DEFAULT_DENY, GRANT_POLICY, OPERATOR_POLICY, TENANT_CHECK } from "./vocabulary.js";
 
 /** Why a request was refused (proto capvault.v1.Denial). */
 export interface Denial {
+  /** APPROVAL_REQUIRED for a step-up approval check: the request is held, not refused, if nothing else failed. */
   reason: Reason;
   /** Block index of the failing check, or -1 for an authorizer check or a policy. */
   blockIndex: number;
@@ -13,6 +14,8 @@ export interface Denial {
   rule: string;
   /** The organisation policy file, when one refused. */
   policy: string;
+  /** For APPROVAL_REQUIRED: why a person must approve (an organisation rule's reason, or the capability's block). */
+  approval?: string;
 }
 
 /** What capvault put in the authorizer, in order, so binding indexes can be named. */
@@ -56,9 +59,17 @@ export function denialsOf(outcome: AuthorizerOutcome, layout: AuthorizerLayout):
   }
   const denials: Denial[] = outcome.checks.map((c) => {
     if (c.block >= 0) {
+      if (c.rule.startsWith(APPROVAL_CHECK_PREFIX)) {
+        const approval = `the capability (block ${c.block}) needs a person's approval for this request`;
+        return { reason: "APPROVAL_REQUIRED", blockIndex: c.block, checkIndex: c.check, rule: c.rule, policy: "", approval };
+      }
       return { reason: c.expiry ? "CAPABILITY_EXPIRED" : "CAPABILITY_CHECK_FAILED", blockIndex: c.block, checkIndex: c.check, rule: c.rule, policy: "" };
     }
     const entry = layout.checks[c.check];
+    if (entry?.kind === "org" && entry.statement.approval) {
+      const { reason, rule } = entry.statement.approval;
+      return { reason: "APPROVAL_REQUIRED", blockIndex: -1, checkIndex: c.check, rule, policy: entry.statement.file, approval: reason };
+    }
     if (entry?.kind === "org") {
       return { reason: "POLICY_DENIED", blockIndex: -1, checkIndex: c.check, rule: entry.statement.source, policy: entry.statement.file };
     }
@@ -92,6 +103,8 @@ const PRIORITY: Reason[] = [
   "POLICY_DENIED",
   "AUTHORIZATION_LIMIT",
   "NO_MATCHING_GRANT",
+  // Last: a request is held for approval only when nothing else refused it.
+  "APPROVAL_REQUIRED",
 ];
 
 /** The single reason to report for a set of denials (an expired token is reported as expired first, and so on). */

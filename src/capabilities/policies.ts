@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { PolicySetWire, PolicyStatement } from "./protocol.js";
+import { APPROVAL_CHECK_PREFIX } from "./vocabulary.js";
 import type { WorkerPool } from "./worker-pool.js";
 
 export type { PolicyStatement } from "./protocol.js";
@@ -13,7 +14,11 @@ export type { PolicyStatement } from "./protocol.js";
  * (proxy requests and their dry runs) before capvault's single allow policy and the final `deny if true`, and the
  * file's name is reported when one of them refuses a request.
  *
- * Organisation policies can only restrict. Facts and rules are refused (they could add a second `method` fact or a
+ * A file may also hold step-up approval rules, `approval_required("reason") <- body`: a request they match is held
+ * until a person approves it (src/approvals), instead of being sent; each compiles to the check
+ * `reject if unapproved(true), body` (vocabulary.ts).
+ *
+ * Organisation policies can only restrict. Other facts and rules are refused (they could add a second `method` fact or a
  * `right`), and so is `allow if` (an organisation allow placed before the grant policy would let a request through
  * without any grant in the token): write a `check if` instead.
  */
@@ -76,18 +81,41 @@ export function splitStatements(source: string): Array<{ text: string; line: num
 export function parsePolicyFile(file: string, source: string): PolicyStatement[] {
   return splitStatements(source).map(({ text, line }) => {
     const normalised = text.replace(/\s+/g, " ");
+    const approval = APPROVAL_RULE.exec(normalised);
+    if (approval) {
+      const invalid = (why: string) => new CapvaultError("DATALOG_INVALID", `${file}:${line}: ${why}`, { metadata: { policy: file, line: String(line) } });
+      let reason: string;
+      try {
+        reason = JSON.parse(`"${approval[1]}"`) as string;
+      } catch {
+        throw invalid("the approval reason must be a plain string literal");
+      }
+      if (!reason.trim() || reason.length > 200) throw invalid("an approval reason must be 1-200 characters");
+      // `a or b` would compile to `reject if unapproved(true), a or b`: the `b` alternative would not be lifted by an
+      // approval. Write one rule per alternative.
+      if (/\bor\b/.test(approval[2].replace(/"(?:[^"\\]|\\.)*"/g, '""'))) throw invalid("an approval rule's body cannot use `or`: write one rule per alternative");
+      return { file, kind: "check", source: `${APPROVAL_CHECK_PREFIX}, ${approval[2]}`, line, approval: { reason, rule: normalised } };
+    }
     let kind: PolicyStatement["kind"];
     if (/^(check if|check all|reject if) /.test(normalised)) kind = "check";
     else if (/^deny if /.test(normalised)) kind = "deny";
     else {
       const why = /^allow if /.test(normalised)
         ? "allow policies are not allowed in organisation policies (they would bypass grants): use `check if`"
-        : "only checks and deny policies are allowed (no facts or rules)";
+        : /^approval_required\(/.test(normalised)
+          ? 'an approval rule is `approval_required("reason") <- body` with the reason a string literal'
+          : "only checks, deny policies and approval rules are allowed (no other facts or rules)";
       throw new CapvaultError("DATALOG_INVALID", `${file}:${line}: ${why}`, { metadata: { policy: file, line: String(line) } });
     }
     return { file, kind, source: text, line };
   });
 }
+
+/**
+ * A step-up approval rule: `approval_required("reason") <- body`. The reason is a string literal (shown to the
+ * approver); the body is any rule body over the request's facts. Only this head is allowed: it derives nothing else.
+ */
+const APPROVAL_RULE = /^approval_required\(\s*"((?:[^"\\]|\\.)*)"\s*\)\s*<-\s*(\S.*)$/;
 
 /** Build a policy set from in-memory files (name → source), in name order. */
 export function policySetFromSources(files: Record<string, string>): PolicySet {

@@ -12,6 +12,7 @@ import {
   OPERATOR_POLICY,
   operationName,
   TENANT_CHECK,
+  UNAPPROVED_FACT,
   type AccessRequest,
 } from "./vocabulary.js";
 
@@ -73,6 +74,7 @@ export function compileRequest(req: AccessRequest, now: Date, limits: Capability
       params[`b${i}v`] = value;
       lines.push(`body({b${i}n}, {b${i}v});`);
     });
+    if (req.approved !== true) lines.push(`${UNAPPROVED_FACT};`);
   }
   // Operator operations get no connection/method/path facts: block checks on them fail, which only restricts.
 

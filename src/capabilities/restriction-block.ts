@@ -2,7 +2,7 @@ import { CapvaultError } from "../errors/capvault-error.js";
 import { normalisePathPrefix } from "./canonical-path.js";
 import { dateParam, integerParam, stringParam, type DatalogParam, type DatalogSnippet } from "./datalog-values.js";
 import type { CapabilityLimits } from "./limits.js";
-import { identifier, normaliseMethod, type RawCheck, type Restriction } from "./vocabulary.js";
+import { APPROVAL_CHECK_PREFIX, identifier, normaliseMethod, type RawCheck, type Restriction } from "./vocabulary.js";
 
 /*
  * An attenuation block from a Restriction (proto capvault.v1.Restriction): checks only, values as parameters.
@@ -41,6 +41,12 @@ export function compileRestriction(r: Restriction, now: Date, limits: Capability
   if (methods.length) {
     lines.push("check if method($m), {methods}.contains($m);");
     params.methods = { set: methods };
+  }
+  const approvalMethods = list(r.approvalMethods, "approvalMethods", limits, normaliseMethod);
+  if (approvalMethods.length) {
+    // Held for a person's approval (src/approvals), not refused: see APPROVAL_CHECK_PREFIX.
+    lines.push(`${APPROVAL_CHECK_PREFIX}, method($m), {approvalMethods}.contains($m);`);
+    params.approvalMethods = { set: approvalMethods };
   }
   if (r.pathPrefix !== undefined && r.pathPrefix !== "") {
     lines.push('check if path($path), ($path + "/").starts_with({prefix});');

@@ -21,6 +21,15 @@ export const OPERATOR_POLICY = "allow if operator(true)";
 export const DEFAULT_DENY = "deny if true";
 /** The authorizer check binding the token to the request's tenant (authority and ambient `tenant` facts must agree). */
 export const TENANT_CHECK = "check all tenant($t), $t == {tenant}";
+/**
+ * Step-up approval (src/approvals): a grant operation without a redeemed approval carries this ambient fact, and a
+ * check that needs a person's approval is a `reject if` on it (organisation rules `approval_required("why") <- ...`
+ * compile to one; a Restriction's `approvalMethods` write one). A redeemed approval removes the fact, so those checks
+ * pass for exactly that request.
+ */
+export const UNAPPROVED_FACT = "unapproved(true)";
+/** How every approval check begins (as written, and as biscuit prints it back in a denial). */
+export const APPROVAL_CHECK_PREFIX = `reject if ${UNAPPROVED_FACT}`;
 
 /** One grant: a method on a connection under a segment-aligned path prefix (proto capvault.v1.Grant). */
 export interface Grant {
@@ -57,6 +66,8 @@ export interface Restriction {
   body?: FieldConstraint[];
   /** Additional checks: each string must be exactly one `check if` / `check all` / `reject if`. */
   checks?: Array<string | RawCheck>;
+  /** Requests with these methods are held until a person approves each one (step-up approval). */
+  approvalMethods?: string[];
 }
 
 /** One query-string parameter (proto capvault.v1.QueryParam). */
@@ -86,6 +97,8 @@ export interface AccessRequest {
   query?: QueryParam[];
   /** The request body: raw JSON bytes, or already-parsed top-level fields. Non-JSON bytes give no body facts. */
   body?: Uint8Array | Record<string, BodyValue>;
+  /** A person approved exactly this request (a redeemed approval: src/approvals): approval checks pass. */
+  approved?: boolean;
 }
 
 /** What mint puts in the authority block. */

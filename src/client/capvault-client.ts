@@ -153,7 +153,7 @@ function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, tok
     },
     async attenuate(restriction) {
       const res = await call<{ token: string }>((cb) =>
-        caps.attenuate({ token, restriction: { connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], ...restriction } }, metadata(), options(), cb),
+        caps.attenuate({ token, restriction: { connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [], ...restriction } }, metadata(), options(), cb),
       );
       return res.token;
     },

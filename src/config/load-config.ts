@@ -38,6 +38,9 @@ export const ENV_VARS: Record<string, { path: string; type: "string" | "number" 
   CAPVAULT_ROOT_KEY_RELOAD_MS: { path: "capabilities.rootKeyReloadMs", type: "number" },
   CAPVAULT_ACCESS_TOKEN_CACHE_MS: { path: "oauth.accessTokenCacheMs", type: "number" },
   CAPVAULT_METRICS_ADDR: { path: "metrics.addr", type: "string" },
+  CAPVAULT_APPROVAL_TTL_SECONDS: { path: "approvals.ttlSeconds", type: "number" },
+  CAPVAULT_APPROVAL_WEBHOOK_URL: { path: "approvals.webhookUrl", type: "string" },
+  CAPVAULT_APPROVAL_WEBHOOK_SECRET: { path: "approvals.webhookSecret", type: "string" },
   CAPVAULT_TRACING: { path: "tracing.enabled", type: "boolean" },
   CAPVAULT_ACCESS_LOG: { path: "log.access", type: "boolean" },
   CAPVAULT_PROVIDERS_DIR: { path: "providersDir", type: "string" },
@@ -214,5 +217,6 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const copy = structuredClone(config) as Record<string, any>;
   if (copy.mongodb.uri) copy.mongodb.uri = String(copy.mongodb.uri).replace(/\/\/([^:@/]*):([^@/]*)@/, "//$1:***@");
   if (copy.kek.key) copy.kek.key = "***";
+  if (copy.approvals?.webhookSecret) copy.approvals.webhookSecret = "***";
   return copy;
 }

@@ -121,6 +121,18 @@ export const configSchema = z
       })
       .strict()
       .default({ level: "info", access: false }),
+    approvals: z
+      .object({
+        /** How long a held call waits for a decision, and then for its one use (default 15 minutes). */
+        ttlSeconds: z.number().int().min(30).max(7 * 24 * 3600).default(900),
+        /** Where each new approval is POSTed (signed JSON, with the one-time approval link): a Slack bot, a pager. */
+        webhookUrl: z.string().url().optional(),
+        /** The HMAC-SHA256 key of the webhook signature (docs/approvals.md); required with webhookUrl. */
+        webhookSecret: z.string().min(16, "at least 16 characters").optional(),
+      })
+      .strict()
+      .refine((a) => !a.webhookUrl || a.webhookSecret, { message: "approvals.webhookSecret is required with approvals.webhookUrl", path: ["webhookSecret"] })
+      .default({ ttlSeconds: 900 }),
     metrics: z
       .object({
         /** Where the Prometheus metrics listener serves /metrics. Off unless set (`capvault dev`: 127.0.0.1:9464). */

@@ -78,6 +78,17 @@ export const REASONS = {
   CAPABILITY_TENANT_MISMATCH: { code: status.PERMISSION_DENIED, message: "the capability belongs to another tenant" },
   REVOCATIONS_STALE: { code: status.UNAVAILABLE, message: "the broker cannot see recent revocations (database unreachable); retry" },
   CAPABILITY_RUNTIME_BUSY: { code: status.UNAVAILABLE, message: "the capability runtime is busy: the job waited too long; retry" },
+
+  // Step-up approval (src/approvals)
+  APPROVAL_REQUIRED: { code: status.FAILED_PRECONDITION, message: "this request needs a person's approval: it is held (approval_id and approval_url in the metadata); repeat it with capvault-approval-id once approved" },
+  APPROVAL_PENDING: { code: status.FAILED_PRECONDITION, message: "the approval has not been decided yet; wait for it (WaitApproval) and repeat the call" },
+  APPROVAL_DENIED: { code: status.PERMISSION_DENIED, message: "the approval was denied" },
+  APPROVAL_EXPIRED: { code: status.FAILED_PRECONDITION, message: "the approval expired before it was used; repeat the call to ask again" },
+  APPROVAL_MISMATCH: { code: status.PERMISSION_DENIED, message: "the approval was given for another request or capability" },
+  APPROVAL_USED: { code: status.PERMISSION_DENIED, message: "the approval has already been used: one approval lets exactly one call through" },
+  APPROVAL_NOT_FOUND: { code: status.NOT_FOUND, message: "no such approval" },
+  APPROVAL_DECIDED: { code: status.FAILED_PRECONDITION, message: "the approval was already decided" },
+  APPROVAL_LINK_INVALID: { code: status.PERMISSION_DENIED, message: "the approval link is invalid, used or expired" },
 } as const satisfies Record<string, { code: status; message: string }>;
 
 /** A stable reason code. */

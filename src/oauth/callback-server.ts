@@ -17,6 +17,8 @@ export interface CallbackServerOptions {
   addr?: string;
   oauth: CallbackHandler;
   logger?: OAuthLogger;
+  /** Other pages served by this listener (the approval page): true when it answered the request. */
+  pages?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 }
 
 /** A running callback listener. */
@@ -54,6 +56,7 @@ export async function startCallbackServer(options: CallbackServerOptions): Promi
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://callback.invalid");
+    if (url.pathname !== path && options.pages && (await options.pages(req, res, url))) return;
     if (url.pathname !== path) {
       send(res, 404, { ok: false, title: "Page not found", paragraphs: ["There is nothing here."] });
       return;

@@ -1,3 +1,4 @@
+import { needsApproval } from "../approvals/approvals.js";
 import { assertAllowed, type AuthorizeOutput } from "../capabilities/authorize.js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { HttpRequest } from "../gen/capvault/v1/common.js";
@@ -22,6 +23,10 @@ export type AdmissionResult = { ok: true; admission: Admission } | { ok: false; 
 export interface AdmitOptions {
   /** The Authorize RPC's dry run: a denial is a result, not a refusal. */
   dryRun?: boolean;
+  /** The approval the caller redeems for a held request (metadata `capvault-approval-id`). */
+  approvalId?: string;
+  /** ProxyStream: a held request is refused without an approval (a streamed body cannot be bound to one). */
+  streaming?: boolean;
   /** The INVALID_REQUEST message when there is no request. */
   missingRequest?: string;
 }
@@ -44,12 +49,33 @@ export async function admit(
     const request = (known.request = canonicalize(deps, httpRequest));
     const route = (known.route = await deps.connections.route(request.connection));
     const url = (known.url = upstreamUrlFor(route.target, request));
-    const decision = (known.decision = await deps.authority.decide(token, accessRequestOf(request, route, url)));
+    let decision = (known.decision = await deps.authority.decide(token, accessRequestOf(request, route, url)));
+    if (!options.dryRun && needsApproval(decision)) {
+      decision = known.decision = await approvedDecision(deps, token, { request, route, url, decision }, options);
+    }
     if (!options.dryRun) assertAllowed(decision);
     return { ok: true, admission: { request, route, url, decision } };
   } catch (error) {
     return { ok: false, error, known };
   }
+}
+
+/**
+ * A request held for a person's approval (approvals.ts). Without an approval id it is held: a pending approval is
+ * stored and APPROVAL_REQUIRED answered. With one, the approval must match this request and capability and be
+ * approved; the request is then authorized again as approved (every other check and policy still applies) and the
+ * approval used, once across all brokers, before anything is sent.
+ */
+async function approvedDecision(deps: ProxyDependencies, token: string, held: Admission, options: AdmitOptions): Promise<AuthorizeOutput> {
+  if (!deps.approvals || options.streaming) {
+    throw new CapvaultError("APPROVAL_REQUIRED", "this request needs a person's approval; send it through Proxy (not ProxyStream) to ask for one");
+  }
+  if (!options.approvalId) throw await deps.approvals.hold(held);
+  const approval = await deps.approvals.check(options.approvalId, held);
+  const decision = await deps.authority.decide(token, accessRequestOf(held.request, held.route, held.url, "proxy", true));
+  assertAllowed(decision);
+  await deps.approvals.consume(approval, decision.subject);
+  return decision;
 }
 
 /** The request in canonical form (the same values are authorized and sent). */

@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import type { AuditEntry } from "../audit/audit-event.js";
 import type { AuditLog } from "../audit/audit-log.js";
+import type { Approvals } from "../approvals/approvals.js";
 import { RevokedCapabilityError, type AuthorizeOutput } from "../capabilities/authorize.js";
 import type { CapabilityAuthority } from "../capabilities/capability-authority.js";
 import type { AccessRequest } from "../capabilities/vocabulary.js";
@@ -28,6 +29,8 @@ export interface ProxyDependencies {
   upstreamLimits?: Partial<UpstreamLimits>;
   /** Where each call's counts and latencies go (proxy-telemetry.ts); none in tests that do not look. */
   metrics?: BrokerMetrics;
+  /** Step-up approval (src/approvals); without it a held request is refused with APPROVAL_REQUIRED. */
+  approvals?: Approvals;
 }
 
 /**
@@ -41,9 +44,10 @@ export function accessRequestOf(
   route: ConnectionRoute,
   url: UpstreamUrl = buildUpstreamUrl(route.target, request),
   operation = "proxy",
+  approved = false,
 ): AccessRequest {
   const known = accessRequests.get(request);
-  if (known && known.route === route && known.url === url && known.operation === operation) return known.access;
+  if (known && known.route === route && known.url === url && known.operation === operation && known.access.approved === approved) return known.access;
   const access: AccessRequest = Object.freeze({
     operation,
     tenant: route.tenant,
@@ -54,6 +58,7 @@ export function accessRequestOf(
     path: request.path,
     query: Object.freeze(request.query.map((q) => Object.freeze({ name: q.name, value: q.value }))) as AccessRequest["query"],
     body: Object.freeze(Object.fromEntries(request.bodyFields)),
+    ...(approved ? { approved } : {}),
   });
   accessRequests.set(request, { route, url, operation, access });
   return access;
@@ -74,7 +79,8 @@ export interface ProxyOutcome {
  */
 export function proxyAuditEntry(known: Partial<Admission>, outcome: ProxyOutcome): AuditEntry {
   const err = outcome.error === undefined ? undefined : CapvaultError.from(outcome.error);
-  const denied = err !== undefined && (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED);
+  // A call held for approval was refused too: nothing was sent.
+  const denied = err !== undefined && (err.code === status.PERMISSION_DENIED || err.code === status.UNAUTHENTICATED || err.reason.startsWith("APPROVAL_"));
   // A revoked capability is refused before a decision exists; the error still says whose it was.
   const holder = known.decision ?? (err instanceof RevokedCapabilityError ? err : undefined);
   return {

@@ -28,8 +28,9 @@ const epochDeadline = (ctx: CallContext) => ctx.deadline?.getTime();
 
 /**
  * ProxyService: the agent's only way to use a connection. Each call is the same short list of steps:
- * 1. admit: authenticate the capability, canonicalize the request, route it, authorize (admission.ts); a refusal
- *    is queued for the audit trail and answered at once (nothing was done);
+ * 1. admit: authenticate the capability, canonicalize the request, route it, authorize (admission.ts); a request
+ *    that needs a person's approval is held (src/approvals) or redeems its approval; a refusal is queued for the
+ *    audit trail and answered at once (nothing was done);
  * 2. reserve the call's audit event (refused, with nothing done, when the trail cannot take it);
  * 3. resolve the credential and call upstream (refreshing at most once on an invalid-token 401);
  * 4. filter the response (allowlisted headers; no echo of the credential in headers or body: credential-echoes.ts);
@@ -40,7 +41,9 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
   return {
     proxy: unary<ProxyRequest, ProxyResponse>("Proxy", async (message, ctx) => {
       const startedAt = performance.now();
-      const admitted = await observeAdmission(deps, () => admit(deps, () => bearerCapability(ctx), message.request));
+      const admitted = await observeAdmission(deps, () =>
+        admit(deps, () => bearerCapability(ctx), message.request, { approvalId: approvalIdOf(ctx) }),
+      );
       if (!admitted.ok) {
         deps.audit.record(observed(deps, proxyAuditEntry(admitted.known, { startedAt, error: admitted.error }), ctx.access));
         throw admitted.error;
@@ -96,6 +99,15 @@ export function createProxyService(deps: ProxyDependencies): ProxyServiceServer 
   };
 }
 
+/** The approval a repeated call redeems (metadata `capvault-approval-id`), if any. */
+function approvalIdOf(ctx: CallContext): string | undefined {
+  const value = ctx.metadata.get(APPROVAL_ID_METADATA)[0];
+  return typeof value === "string" && value ? value : undefined;
+}
+
+/** The metadata key of an approval id on a repeated call. */
+export const APPROVAL_ID_METADATA = "capvault-approval-id";
+
 /** The credential of one call: resolved once, refreshed at most once through the cross-broker single flight. */
 class CredentialHandle {
   private resolved: ResolvedAccessToken | undefined;
@@ -139,6 +151,7 @@ async function proxyStream(
   const admitted = await observeAdmission(deps, () =>
     admit(deps, () => bearerCapability(ctx), head && { ...head, body: Buffer.alloc(0) }, {
       missingRequest: "the first ProxyStream message must carry the request head",
+      streaming: true,
     }),
   );
   if (!admitted.ok) {

@@ -204,6 +204,7 @@ export function restrictionOf(m: RestrictionMessage | undefined): Restriction {
     ...(m.query.length ? { query: m.query } : {}),
     ...(m.body.length ? { body: m.body } : {}),
     ...(m.checks.length ? { checks: m.checks } : {}),
+    ...(m.approvalMethods?.length ? { approvalMethods: m.approvalMethods } : {}),
   };
 }
 

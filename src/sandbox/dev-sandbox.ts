@@ -136,7 +136,7 @@ export async function connectSandbox(
     );
     const narrowed = await call<AttenuateResponse>((cb) =>
       capabilities.attenuate(
-        { token: minted.token, restriction: { connections: [], methods: [], pathPrefix: AGENT_PREFIX, query: [], body: [], checks: [] } },
+        { token: minted.token, restriction: { connections: [], methods: [], pathPrefix: AGENT_PREFIX, query: [], body: [], checks: [], approvalMethods: [] } },
         md(minted.token),
         cb,
       ),

@@ -1,5 +1,6 @@
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { AdminServiceService } from "../gen/capvault/v1/admin.js";
+import { ApprovalServiceService } from "../gen/capvault/v1/approval.js";
 import { CapabilityServiceService } from "../gen/capvault/v1/capability.js";
 import { ConnectionServiceService } from "../gen/capvault/v1/connection.js";
 import { ProxyServiceService } from "../gen/capvault/v1/proxy.js";
@@ -14,6 +15,7 @@ export const SERVICES = {
   connection: { name: "capvault.v1.ConnectionService", definition: ConnectionServiceService },
   proxy: { name: "capvault.v1.ProxyService", definition: ProxyServiceService },
   admin: { name: "capvault.v1.AdminService", definition: AdminServiceService },
+  approval: { name: "capvault.v1.ApprovalService", definition: ApprovalServiceService },
 } as const;
 
 export type ServiceKey = keyof typeof SERVICES;

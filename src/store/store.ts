@@ -10,6 +10,7 @@ import type {
 import type { CredentialRepository } from "./credential-repository.js";
 import type { DisconnectFailureRepository } from "./disconnect-failure-repository.js";
 import type { OAuthStateRepository } from "./oauth-state-repository.js";
+import type { ApprovalRepository } from "./approval-repository.js";
 
 /** The broker's storage: one repository per collection, backed by MongoDB or, in dev mode, by memory. */
 export interface Store {
@@ -24,6 +25,7 @@ export interface Store {
   readonly credentials: CredentialRepository;
   readonly rootKeys: RootKeyRepository;
   readonly disconnectFailures: DisconnectFailureRepository;
+  readonly approvals: ApprovalRepository;
   /** Create indexes; safe to call on every start-up. */
   ensureIndexes(): Promise<void>;
   /** Report each failed database command by name (metrics); the in-memory store has none. */

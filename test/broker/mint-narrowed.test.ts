@@ -27,7 +27,7 @@ const md = (token: string) => {
   m.set("authorization", `Bearer ${token}`);
   return m;
 };
-const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], ...r });
+const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [], ...r });
 
 function unaryCall<Res>(invoke: (cb: (e: ServiceError | null, r: Res) => void) => void): Promise<Res> {
   return new Promise((resolve, reject) => invoke((e, r) => (e ? reject(e) : resolve(r))));

@@ -237,7 +237,7 @@ beforeAll(async () => {
   const narrower = await rpc<{ token: string; revocationIds: string[] }>(
     "Attenuate",
     (md, o, cb) =>
-      caps.attenuate({ token: agentToken, restriction: { connections: [alice], methods: ["GET"], pathPrefix: "/user", query: [], body: [], checks: [] } }, md, o, cb),
+      caps.attenuate({ token: agentToken, restriction: { connections: [alice], methods: ["GET"], pathPrefix: "/user", query: [], body: [], checks: [], approvalMethods: [] } }, md, o, cb),
     agentToken,
   );
   await rpc("ListPublicKeys", (md, o, cb) => caps.listPublicKeys({}, md, o, cb));

@@ -54,7 +54,7 @@ function call<Res>(client: CapabilityServiceClient, method: "mint" | "attenuate"
   );
 }
 
-const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], ...r });
+const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [], ...r });
 const attenuate = async (client: CapabilityServiceClient, token: string, r: Partial<Restriction>) =>
   call<AttenuateResponse>(client, "attenuate", { token, restriction: restriction(r) });
 const authorize = (client: CapabilityServiceClient, token: string, path: string) =>

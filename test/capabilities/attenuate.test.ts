@@ -109,7 +109,7 @@ describe("attenuate", () => {
 
   it("refuses empty or invalid restrictions", async () => {
     await expectReason(narrow({}), "INVALID_REQUEST");
-    await expectReason(narrow({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [] }), "INVALID_REQUEST");
+    await expectReason(narrow({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [] }), "INVALID_REQUEST");
     await expectReason(narrow({ pathPrefix: "/repos/acme/../x" }), "PATH_INVALID");
     await expectReason(narrow({ methods: ["G E T"] }), "METHOD_INVALID");
     await expectReason(narrow({ ttlSeconds: -5 }), "INVALID_REQUEST");

@@ -74,7 +74,7 @@ const mintRequest = (over: Partial<MintRequest> = {}): MintRequest => ({
   ...over,
 });
 
-const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], ...r });
+const restriction = (r: Partial<Restriction>): Restriction => ({ connections: [], methods: [], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [], ...r });
 
 const attenuateRpc = async (token: string, r: Partial<Restriction>) => (await rpc<AttenuateResponse>("attenuate", { token, restriction: restriction(r) })).token;
 
@@ -211,7 +211,7 @@ describe("the attenuation chain through the RPCs: only requests inside every blo
   it("Inspect and Attenuate take the capability from the authorization metadata too, like every other RPC", async () => {
     const byField = await rpc<InspectResponse>("inspect", { token: C });
     expect(await rpc<InspectResponse>("inspect", { token: "" }, C)).toEqual(byField);
-    const narrowed = await rpc<AttenuateResponse>("attenuate", { token: "", restriction: { connections: [], methods: ["GET"], pathPrefix: "", query: [], body: [], checks: [] } }, C);
+    const narrowed = await rpc<AttenuateResponse>("attenuate", { token: "", restriction: { connections: [], methods: ["GET"], pathPrefix: "", query: [], body: [], checks: [], approvalMethods: [] } }, C);
     expect((await rpc<InspectResponse>("inspect", { token: narrowed.token })).blocks).toHaveLength(4);
     expect((await failure(rpc("inspect", { token: "" }))).reason).toBe("CAPABILITY_MISSING");
   });

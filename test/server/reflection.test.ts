@@ -100,6 +100,7 @@ afterAll(async () => {
 
 const SERVED = [
   "capvault.v1.AdminService",
+  "capvault.v1.ApprovalService",
   "capvault.v1.CapabilityService",
   "capvault.v1.ConnectionService",
   "capvault.v1.ProxyService",

@@ -64,4 +64,13 @@ REASONS = {
     "CAPABILITY_TENANT_MISMATCH": ("PERMISSION_DENIED", 7, "the capability belongs to another tenant"),
     "REVOCATIONS_STALE": ("UNAVAILABLE", 14, "the broker cannot see recent revocations (database unreachable); retry"),
     "CAPABILITY_RUNTIME_BUSY": ("UNAVAILABLE", 14, "the capability runtime is busy: the job waited too long; retry"),
+    "APPROVAL_REQUIRED": ("FAILED_PRECONDITION", 9, "this request needs a person's approval: it is held (approval_id and approval_url in the metadata); repeat it with capvault-approval-id once approved"),
+    "APPROVAL_PENDING": ("FAILED_PRECONDITION", 9, "the approval has not been decided yet; wait for it (WaitApproval) and repeat the call"),
+    "APPROVAL_DENIED": ("PERMISSION_DENIED", 7, "the approval was denied"),
+    "APPROVAL_EXPIRED": ("FAILED_PRECONDITION", 9, "the approval expired before it was used; repeat the call to ask again"),
+    "APPROVAL_MISMATCH": ("PERMISSION_DENIED", 7, "the approval was given for another request or capability"),
+    "APPROVAL_USED": ("PERMISSION_DENIED", 7, "the approval has already been used: one approval lets exactly one call through"),
+    "APPROVAL_NOT_FOUND": ("NOT_FOUND", 5, "no such approval"),
+    "APPROVAL_DECIDED": ("FAILED_PRECONDITION", 9, "the approval was already decided"),
+    "APPROVAL_LINK_INVALID": ("PERMISSION_DENIED", 7, "the approval link is invalid, used or expired"),
 }

@@ -107,7 +107,7 @@ ${BROKER_OPTIONS_HELP}
 
 const attenuate: Subcommand = {
   summary: "Narrow a capability by appending a block of checks",
-  usage: "capvault token attenuate [--path-prefix P] [--ttl D | --expires-at T] [--method M] [--connection C] [--query name=v1,v2] [--body field=v] [--check 'check if ...']",
+  usage: "capvault token attenuate [--path-prefix P] [--ttl D | --expires-at T] [--method M] [--connection C] [--query name=v1,v2] [--body field=v] [--check 'check if ...'] [--approval-method M]",
   help: `Appends one block of checks through CapabilityService/Attenuate; the result can only do less. The token to narrow
 is read from --token-file FILE ('-' for stdin), else from stdin when it is piped, else from CAPVAULT_TOKEN.
 Prints the narrower token on stdout and the new block's revocation id on stderr.
@@ -120,6 +120,8 @@ Prints the narrower token on stdout and the new block's revocation id on stderr.
   --query NAME=V1,V2  the query parameter NAME must be present, every value one of V1, V2 (repeatable)
   --body NAME=V1,V2   the top-level JSON body field NAME must be present and one of V1, V2 (repeatable)
   --check CODE        an extra Datalog check ('check if ...', 'check all ...' or 'reject if ...'; repeatable)
+  --approval-method M requests with these methods are held until a person approves each one (repeatable, or
+                      comma-separated: POST,DELETE); see capvault approvals
 ${BROKER_OPTIONS_HELP}
 
 Nothing is widened by any of these: every field adds a check. The same can be done offline with any Biscuit library.`,
@@ -132,6 +134,7 @@ Nothing is widened by any of these: every field adds a check. The same can be do
     "--query": "list",
     "--body": "list",
     "--check": "list",
+    "--approval-method": "list",
   }),
   async run(o, io) {
     noPositionals(o);
@@ -144,8 +147,11 @@ Nothing is widened by any of these: every field adds a check. The same can be do
       query: (o.lists["--query"] ?? []).map((q) => fieldConstraint(q, "--query")),
       body: (o.lists["--body"] ?? []).map((b) => fieldConstraint(b, "--body")),
       checks: o.lists["--check"] ?? [],
+      approvalMethods: splitList(o.lists["--approval-method"]).map((m) => m.toUpperCase()),
     };
-    const set = restriction.connections.length + restriction.methods.length + restriction.query.length + restriction.body.length + restriction.checks.length;
+    const set =
+      restriction.connections.length + restriction.methods.length + restriction.query.length + restriction.body.length + restriction.checks.length +
+      restriction.approvalMethods.length;
     if (!set && !restriction.pathPrefix && !restriction.ttl && !restriction.expiresAt) {
       throw new CliUsageError("say how to narrow the token (e.g. --path-prefix, --ttl, --method)");
     }

@@ -11,6 +11,7 @@ import { MemoryDataKeys } from "./memory-data-keys.js";
 import { MemoryCredentials } from "./memory-credentials.js";
 import { MemoryRootKeys } from "./memory-root-keys.js";
 import { MemoryDisconnectFailures } from "./memory-disconnect-failures.js";
+import { MemoryApprovals } from "./memory-approvals.js";
 import { MemoryOAuthStates } from "./memory-oauth-states.js";
 import { MemoryAudit } from "./memory-audit.js";
 
@@ -141,6 +142,7 @@ export function openMemoryStore(options: { maxAuditEvents?: number } = {}): Stor
     credentials: new MemoryCredentials(),
     rootKeys: new MemoryRootKeys(),
     disconnectFailures: new MemoryDisconnectFailures(),
+    approvals: new MemoryApprovals(),
     ensureIndexes: async () => {},
     ping: async () => {},
     close: async () => {},

@@ -20,6 +20,9 @@ export const COLLECTIONS = {
   credentialHeads: "credential_heads",
   rootKeys: "root_keys",
   disconnectFailures: "disconnect_failures",
+  approvals: "approvals",
+  approvalDecisions: "approval_decisions",
+  approvalUses: "approval_uses",
 } as const;
 
 /** MongoDB's duplicate-key code, returned by FerretDB too for an insert whose `_id` or unique key exists. */

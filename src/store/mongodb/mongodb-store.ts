@@ -15,6 +15,7 @@ import { ensureDataKeyIndexes, MongoDataKeys } from "./mongodb-data-keys.js";
 import { MongoCredentials } from "./mongodb-credentials.js";
 import { MongoRootKeys } from "./mongodb-root-keys.js";
 import { MongoDisconnectFailures } from "./mongodb-disconnect-failures.js";
+import { MongoApprovals } from "./mongodb-approvals.js";
 import { MongoOAuthStates } from "./mongodb-oauth-states.js";
 
 type Doc<T, K extends keyof T> = Omit<T, K> & { _id: string };
@@ -186,13 +187,14 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
     credentials: new MongoCredentials(db),
     rootKeys: new MongoRootKeys(db.collection(COLLECTIONS.rootKeys)),
     disconnectFailures: new MongoDisconnectFailures(db),
+    approvals: new MongoApprovals(db),
     async ensureIndexes() {
       await db.collection(COLLECTIONS.connections).createIndex({ tenant: 1, user: 1, createdAt: 1 });
       await db.collection(COLLECTIONS.revocations).createIndex({ revokedAt: 1 });
       await MongoAudit.ensureIndexes(db);
       await db.collection(COLLECTIONS.leases).createIndex({ expiresAt: 1 });
       await ensureDataKeyIndexes(db.collection(COLLECTIONS.dataKeys));
-      await Promise.all([MongoOAuthStates, MongoCredentials, MongoDisconnectFailures].map((r) => r.ensureIndexes(db)));
+      await Promise.all([MongoOAuthStates, MongoCredentials, MongoDisconnectFailures, MongoApprovals].map((r) => r.ensureIndexes(db)));
     },
     onCommandFailed(listener) {
       client.on("commandFailed", (event) => listener(event.commandName));

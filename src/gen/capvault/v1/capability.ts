@@ -62,6 +62,8 @@ export interface Restriction {
   body: FieldConstraint[];
   /** Additional Datalog checks (checks only: no facts, rules or policies). Values must use parameters. */
   checks: string[];
+  /** Requests with these methods are held until a person approves each one (ApprovalService): step-up approval. */
+  approvalMethods: string[];
 }
 
 export interface MintRequest {
@@ -391,6 +393,7 @@ function createBaseRestriction(): Restriction {
     query: [],
     body: [],
     checks: [],
+    approvalMethods: [],
   };
 }
 
@@ -419,6 +422,9 @@ export const Restriction: MessageFns<Restriction> = {
     }
     for (const v of message.checks) {
       writer.uint32(66).string(v!);
+    }
+    for (const v of message.approvalMethods) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -500,6 +506,14 @@ export const Restriction: MessageFns<Restriction> = {
             message.checks.push(reader.string());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.approvalMethods.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +546,11 @@ export const Restriction: MessageFns<Restriction> = {
       query: globalThis.Array.isArray(object?.query) ? object.query.map((e: any) => FieldConstraint.fromJSON(e)) : [],
       body: globalThis.Array.isArray(object?.body) ? object.body.map((e: any) => FieldConstraint.fromJSON(e)) : [],
       checks: globalThis.Array.isArray(object?.checks) ? object.checks.map((e: any) => globalThis.String(e)) : [],
+      approvalMethods: globalThis.Array.isArray(object?.approvalMethods)
+        ? object.approvalMethods.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.approval_methods)
+        ? object.approval_methods.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -561,6 +580,9 @@ export const Restriction: MessageFns<Restriction> = {
     if (message.checks?.length) {
       obj.checks = message.checks;
     }
+    if (message.approvalMethods?.length) {
+      obj.approvalMethods = message.approvalMethods;
+    }
     return obj;
   },
 
@@ -577,6 +599,7 @@ export const Restriction: MessageFns<Restriction> = {
     message.query = object.query?.map((e) => FieldConstraint.fromPartial(e)) || [];
     message.body = object.body?.map((e) => FieldConstraint.fromPartial(e)) || [];
     message.checks = object.checks?.map((e) => e) || [];
+    message.approvalMethods = object.approvalMethods?.map((e) => e) || [];
     return message;
   },
 };

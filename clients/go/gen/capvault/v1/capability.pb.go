@@ -156,9 +156,11 @@ type Restriction struct {
 	// Top-level JSON body fields that must be present with one of the given values.
 	Body []*FieldConstraint `protobuf:"bytes,7,rep,name=body,proto3" json:"body,omitempty"`
 	// Additional Datalog checks (checks only: no facts, rules or policies). Values must use parameters.
-	Checks        []string `protobuf:"bytes,8,rep,name=checks,proto3" json:"checks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Checks []string `protobuf:"bytes,8,rep,name=checks,proto3" json:"checks,omitempty"`
+	// Requests with these methods are held until a person approves each one (ApprovalService): step-up approval.
+	ApprovalMethods []string `protobuf:"bytes,9,rep,name=approval_methods,json=approvalMethods,proto3" json:"approval_methods,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Restriction) Reset() {
@@ -243,6 +245,13 @@ func (x *Restriction) GetBody() []*FieldConstraint {
 func (x *Restriction) GetChecks() []string {
 	if x != nil {
 		return x.Checks
+	}
+	return nil
+}
+
+func (x *Restriction) GetApprovalMethods() []string {
+	if x != nil {
+		return x.ApprovalMethods
 	}
 	return nil
 }
@@ -1377,7 +1386,7 @@ const file_capvault_v1_capability_proto_rawDesc = "" +
 	"pathPrefix\"=\n" +
 	"\x0fFieldConstraint\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xd0\x02\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xfb\x02\n" +
 	"\vRestriction\x12 \n" +
 	"\vconnections\x18\x01 \x03(\tR\vconnections\x12\x18\n" +
 	"\amethods\x18\x02 \x03(\tR\amethods\x12\x1f\n" +
@@ -1388,7 +1397,8 @@ const file_capvault_v1_capability_proto_rawDesc = "" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x122\n" +
 	"\x05query\x18\x06 \x03(\v2\x1c.capvault.v1.FieldConstraintR\x05query\x120\n" +
 	"\x04body\x18\a \x03(\v2\x1c.capvault.v1.FieldConstraintR\x04body\x12\x16\n" +
-	"\x06checks\x18\b \x03(\tR\x06checks\"\xf0\x01\n" +
+	"\x06checks\x18\b \x03(\tR\x06checks\x12)\n" +
+	"\x10approval_methods\x18\t \x03(\tR\x0fapprovalMethods\"\xf0\x01\n" +
 	"\vMintRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12*\n" +
