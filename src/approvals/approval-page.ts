@@ -20,7 +20,9 @@ const HEADERS = {
   "cache-control": "no-store",
   pragma: "no-cache",
   "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  "referrer-policy": "no-referrer",
+  // Not no-referrer: with it a browser sends `Origin: null` on the form post. same-origin still keeps the link (its
+  // secret is in the query) from leaking to any other site.
+  "referrer-policy": "same-origin",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
 };
@@ -122,7 +124,7 @@ function page(title: string, paragraphs: string[], role: "status" | "alert", ext
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${escapeHtml(title)} · capvault</title>
 <style>
   :root { color-scheme: light dark; }

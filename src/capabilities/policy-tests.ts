@@ -31,9 +31,12 @@ export interface PolicyTestCase {
     /** ISO time of the request (default: a fixed instant). */
     time?: string;
   };
-  expect: "allow" | "deny";
+  /** "approval": held for a person's approval (allowed otherwise); see `approval` for the expected reason text. */
+  expect: "allow" | "deny" | "approval";
   /** Expected main reason when denied, e.g. "POLICY_DENIED". */
   reason?: string;
+  /** With expect "approval": the approval reason (an approval rule's text) that must be among those given. */
+  approval?: string;
   /** Expected organisation policy file named in a denial. */
   policy?: string;
 }
@@ -42,8 +45,8 @@ export interface PolicyTestCase {
 export interface PolicyTestResult {
   name: string;
   passed: boolean;
-  expected: "allow" | "deny";
-  actual: "allow" | "deny";
+  expected: "allow" | "deny" | "approval";
+  actual: "allow" | "deny" | "approval";
   reason?: string;
   denials: Denial[];
   /** Why the case failed. */
@@ -71,8 +74,8 @@ export async function readPolicyTests(dir: string): Promise<PolicyTestCase[]> {
     throw new CapvaultError("CONFIG_INVALID", "cannot read tests.json in the policy directory", { cause: err });
   }
   const cases = Array.isArray(parsed) ? parsed : (parsed as { cases?: unknown })?.cases;
-  if (!Array.isArray(cases) || cases.some((c) => !c || typeof c.name !== "string" || (c.expect !== "allow" && c.expect !== "deny"))) {
-    throw new CapvaultError("CONFIG_INVALID", "tests.json must list cases with a name and expect: allow|deny");
+  if (!Array.isArray(cases) || cases.some((c) => !c || typeof c.name !== "string" || !["allow", "deny", "approval"].includes(c.expect as string))) {
+    throw new CapvaultError("CONFIG_INVALID", "tests.json must list cases with a name and expect: allow|deny|approval");
   }
   return cases as PolicyTestCase[];
 }
@@ -87,7 +90,7 @@ export async function runPolicyTests(dir: string, options: { capabilities?: Capa
     const publicKeys = [toPublicKey(rootKey)];
     const results: PolicyTestResult[] = [];
     for (const c of cases) {
-      let actual: "allow" | "deny";
+      let actual: "allow" | "deny" | "approval";
       let reason: string | undefined;
       let denials: Denial[] = [];
       try {
@@ -115,7 +118,7 @@ export async function runPolicyTests(dir: string, options: { capabilities?: Capa
           ...(body ? { body } : {}),
         };
         const decision = await caps.authorize(token, request, { publicKeys, policies, now });
-        actual = decision.allowed ? "allow" : "deny";
+        actual = decision.allowed ? "allow" : decision.reason === "APPROVAL_REQUIRED" ? "approval" : "deny";
         reason = decision.reason;
         denials = decision.denials;
       } catch (err) {
@@ -127,6 +130,9 @@ export async function runPolicyTests(dir: string, options: { capabilities?: Capa
       if (actual !== c.expect) problems.push(`expected ${c.expect}, got ${actual}${reason ? ` (${reason})` : ""}`);
       if (c.reason && actual === "deny" && reason !== c.reason) problems.push(`expected reason ${c.reason}, got ${reason}`);
       if (c.policy && !denials.some((d) => d.policy === c.policy)) problems.push(`expected a denial by ${c.policy}`);
+      if (c.approval && !denials.some((d) => d.reason === "APPROVAL_REQUIRED" && d.approval === c.approval)) {
+        problems.push(`expected approval reason ${JSON.stringify(c.approval)}`);
+      }
       results.push({
         name: c.name,
         passed: problems.length === 0,

@@ -6,6 +6,7 @@ import { EXIT, type CliCommand } from "./cli-command.js";
 import { auditCommand } from "./commands/audit.js";
 import { callCommand } from "./commands/call.js";
 import { connectionsCommand } from "./commands/connections.js";
+import { approvalsCommand } from "./commands/approvals.js";
 import { devCommand } from "./commands/dev.js";
 import { healthCommand } from "./commands/health.js";
 import { keysCommand } from "./commands/keys.js";
@@ -14,7 +15,7 @@ import { policyCommand } from "./commands/policy.js";
 import { serveCommand } from "./commands/serve.js";
 import { tokenCommand } from "./commands/token.js";
 
-const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, connectionsCommand, callCommand, auditCommand, mcpCommand];
+const COMMANDS: CliCommand[] = [serveCommand, devCommand, healthCommand, keysCommand, tokenCommand, policyCommand, connectionsCommand, approvalsCommand, callCommand, auditCommand, mcpCommand];
 
 function usage(): string {
   return `Usage: capvault <command> [options]

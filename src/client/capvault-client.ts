@@ -22,6 +22,7 @@ import {
 } from "../gen/capvault/v1/proxy.js";
 import type { RootPublicKeyInfo } from "./attenuate-offline.js";
 import { CapvaultClientError } from "./client-error.js";
+import { ApprovalServiceClient, type WaitApprovalResponse } from "../gen/capvault/v1/approval.js";
 
 /** What an agent asks the broker to send upstream. The agent names a path, never a URL. */
 export interface FetchRequest {
@@ -34,6 +35,16 @@ export interface FetchRequest {
   body?: string | Uint8Array | object;
   /** Deadline for the whole call, including the upstream request. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * When the broker holds the call for a person's approval (APPROVAL_REQUIRED), wait for the decision
+   * (WaitApproval) and repeat the identical call with the approval once approved; a denial throws APPROVAL_DENIED.
+   * Without it the APPROVAL_REQUIRED error is thrown (its metadata has approval_id and approval_url).
+   */
+  waitForApproval?: boolean;
+  /** How long to wait for the decision (default 15 minutes). */
+  approvalTimeoutMs?: number;
+  /** Repeat a call that was approved already: its approval id (the `capvault-approval-id` metadata). */
+  approvalId?: string;
 }
 
 /** The upstream's answer, with only allowlisted headers. */
@@ -122,13 +133,15 @@ export function connect(address: string, token: string, options: ClientOptions =
   const creds = options.credentials ?? credentials.createInsecure();
   const proxy = new ProxyServiceClient(address, creds);
   const caps = new CapabilityServiceClient(address, creds, { channelOverride: proxy.getChannel() } as never);
-  return clientFor(proxy, caps, token);
+  const approvals = new ApprovalServiceClient(address, creds, { channelOverride: proxy.getChannel() } as never);
+  return clientFor(proxy, caps, approvals, token);
 }
 
-function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, token: string): CapvaultClient {
-  const metadata = () => {
+function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, approvals: ApprovalServiceClient, token: string): CapvaultClient {
+  const metadata = (approvalId?: string) => {
     const m = new Metadata();
     m.set("authorization", `Bearer ${token}`);
+    if (approvalId) m.set("capvault-approval-id", approvalId);
     return m;
   };
   const options = (timeoutMs = 30_000): Partial<CallOptions> => ({ deadline: Date.now() + timeoutMs });
@@ -140,8 +153,19 @@ function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, tok
   return {
     async fetch(connection, request) {
       const req = toHttpRequest(connection, request);
-      const res = await call<ProxyResponse>((cb) => proxy.proxy({ request: req }, metadata(), options(request.timeoutMs), cb));
-      return toFetchResponse(res);
+      const send = (approvalId?: string) => call<ProxyResponse>((cb) => proxy.proxy({ request: req }, metadata(approvalId), options(request.timeoutMs), cb));
+      try {
+        return toFetchResponse(await send(request.approvalId));
+      } catch (err) {
+        if (!request.waitForApproval || !(err instanceof CapvaultClientError) || err.reason !== "APPROVAL_REQUIRED" || !err.metadata.approval_id) throw err;
+        const id = err.metadata.approval_id;
+        const state = await waitForDecision(approvals, metadata(), id, request.approvalTimeoutMs ?? 15 * 60_000);
+        if (state !== "approved") {
+          const reason = state === "denied" ? "APPROVAL_DENIED" : "APPROVAL_EXPIRED";
+          throw new CapvaultClientError(err.code, reason, `the held call was ${state}`, { approval_id: id });
+        }
+        return toFetchResponse(await send(id));
+      }
     },
     stream(connection, request, body) {
       const call = proxy.proxyStream(metadata(), options(request.timeoutMs));
@@ -165,12 +189,23 @@ function clientFor(proxy: ProxyServiceClient, caps: CapabilityServiceClient, tok
       return res.keys.filter((k) => !k.retired).map((k) => ({ keyId: k.keyId, publicKey: k.publicKey }));
     },
     withToken(other) {
-      return clientFor(proxy, caps, other);
+      return clientFor(proxy, caps, approvals, other);
     },
     close() {
       proxy.close();
     },
   };
+}
+
+/** Follow WaitApproval until the approval is decided or expires; its final state. */
+function waitForDecision(client: ApprovalServiceClient, md: Metadata, id: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let state = "pending";
+    const stream = client.waitApproval({ id }, md, { deadline: Date.now() + timeoutMs });
+    stream.on("data", (m: WaitApprovalResponse) => (state = m.approval?.state ?? state));
+    stream.on("error", (e: ServiceError) => reject(CapvaultClientError.fromServiceError(e)));
+    stream.on("end", () => resolve(state));
+  });
 }
 
 /** Build the wire request from the friendly form. */

@@ -109,14 +109,14 @@ describe("policies/example", () => {
     const report = await runPolicyTests(EXAMPLE, { capabilities: h.caps });
     const failures = report.results.filter((r) => !r.passed).map((r) => `${r.name}: ${r.message}`);
     expect(failures).toEqual([]);
-    expect(report.files).toEqual(["github-repo-admin.datalog", "no-delete.datalog", "slack-channels.datalog"]);
+    expect(report.files).toEqual(["approvals.datalog", "github-repo-admin.datalog", "no-delete.datalog", "slack-channels.datalog"]);
     expect(report.passed).toBeGreaterThanOrEqual(10);
   });
 
   it("`capvault policy test DIR` exits 0 when all pass, 1 on a mismatch, 2 on bad input", async () => {
     const ok = capture();
     expect(await policyTestCommand([EXAMPLE], ok.out)).toBe(0);
-    expect(ok.stdout).toMatch(/\d+ passed, 0 failed \(3 policy files\)/);
+    expect(ok.stdout).toMatch(/\d+ passed, 0 failed \(4 policy files\)/);
 
     const dir = await mkdtemp(join(tmpdir(), "capvault-policy-test-"));
     try {
@@ -137,4 +137,49 @@ describe("policies/example", () => {
     expect(await policyTestCommand([], usage.out)).toBe(2);
     expect(usage.stderr).toContain("usage:");
   }, 60_000);
+});
+
+describe("step-up approval rules", () => {
+  const rule = 'approval_required("delete a repository") <- method("DELETE"), path($p), $p.starts_with("/repos/")';
+
+  it("compile to a reject-if check on the unapproved fact, keeping the reason and the rule as written", () => {
+    const [s] = parsePolicyFile("approve.datalog", `${rule};`);
+    expect(s).toMatchObject({ kind: "check", approval: { reason: "delete a repository", rule } });
+    expect(s.source).toBe('reject if unapproved(true), method("DELETE"), path($p), $p.starts_with("/repos/")');
+  });
+
+  it("refuse other heads, a reason that is not a literal, and bodies with `or`", () => {
+    expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required($r) <- method($r);'), "DATALOG_INVALID");
+    expectThrowsReason(() => parsePolicyFile("a.datalog", 'right("c", "GET", "/") <- method("GET");'), "DATALOG_INVALID");
+    expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required("x") <- method("DELETE") or method("PUT");'), "DATALOG_INVALID");
+    expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required("") <- method("DELETE");'), "DATALOG_INVALID");
+    // "or" inside a string is not the operator.
+    expect(parsePolicyFile("a.datalog", 'approval_required("x or y") <- path("/a or b");')[0].approval?.reason).toBe("x or y");
+  });
+
+  it.each(["native", "wasm"] as const)("hold only requests nothing else refuses, and an approved request passes (%s runtime)", async (runtime) => {
+    const { Capabilities } = await import("../../src/capabilities/capabilities.js");
+    if (runtime === "native" && !(await import("../../src/capabilities/binding/native-loader.js")).loadNativeBiscuit()) return;
+    const caps = new Capabilities({ workers: 1, runtime });
+    try {
+      const policies = await caps.policiesFromSources({ "approve.datalog": `${rule};` });
+      const decide = (r: Parameters<typeof githubRequest>[0], t = token) => caps.authorize(t, githubRequest(r), { publicKeys: h.publicKeys, policies, now: NOW });
+      const held = await decide({ method: "DELETE" });
+      expect(held).toMatchObject({ allowed: false, reason: "APPROVAL_REQUIRED" });
+      expect(held.denials).toEqual([expect.objectContaining({ reason: "APPROVAL_REQUIRED", approval: "delete a repository", policy: "approve.datalog" })]);
+      expect(await decide({ method: "DELETE", approved: true })).toMatchObject({ allowed: true });
+      // Outside the grant: denied for that, not held.
+      expect(await decide({ method: "DELETE", path: "/repos/globex/x" })).toMatchObject({ allowed: false, reason: "NO_MATCHING_GRANT" });
+      expect(await decide({ method: "GET" })).toMatchObject({ allowed: true });
+
+      // A capability narrowed with approvalMethods: held for those methods only, and an approval lifts it.
+      const narrowed = (await caps.attenuate(token, { approvalMethods: ["get"] }, h.publicKeys, NOW)).token;
+      const byBlock = await caps.authorize(narrowed, githubRequest({ method: "GET" }), { publicKeys: h.publicKeys, now: NOW });
+      expect(byBlock).toMatchObject({ allowed: false, reason: "APPROVAL_REQUIRED" });
+      expect(byBlock.denials[0]).toMatchObject({ blockIndex: 1, approval: expect.stringContaining("block 1") });
+      expect(await caps.authorize(narrowed, githubRequest({ method: "GET", approved: true }), { publicKeys: h.publicKeys, now: NOW })).toMatchObject({ allowed: true });
+    } finally {
+      await caps.close();
+    }
+  });
 });
