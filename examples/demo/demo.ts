@@ -26,6 +26,8 @@ import {
   type SandboxOAuthProvider as DemoOAuthProvider,
 } from "../../src/sandbox/sandbox-oauth-provider.js";
 import { operator, type Operator } from "./operator.js";
+import { decideOnApprovalPage, startApprovalInbox } from "./approval-inbox.js";
+import { randomBytes } from "node:crypto";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** The tenant `capvault dev` prints an operator capability for. */
@@ -34,6 +36,7 @@ const PROVIDER = "demo-github";
 const USER = "alice";
 const ORCHESTRATOR_PREFIX = "/repos/acme/";
 const SUB_AGENT_PREFIX = "/repos/acme/widgets/";
+const BRANCHES_PREFIX = "/repos/acme/widgets/branches/";
 const startedAt = performance.now();
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -211,6 +214,9 @@ async function main(): Promise<void> {
   resources.push({ name: "demo OAuth provider", stop: async () => (await provider.close(), "demo OAuth provider closed") });
   const api: DemoApi = await startDemoApi((token) => provider.lookupAccessToken(token));
   resources.push({ name: "demo API", stop: async () => (await api.close(), "demo API closed") });
+  const webhookSecret = randomBytes(24).toString("base64url");
+  const inbox = await startApprovalInbox(webhookSecret);
+  resources.push({ name: "approval inbox", stop: async () => (await inbox.close(), "approval inbox closed") });
 
   // The broker learns about the provider from one catalog file; the client secret comes from the environment.
   const providerFile = join(providersDir, `${PROVIDER}.json`);
@@ -247,7 +253,12 @@ async function main(): Promise<void> {
   broker = await startBrokerProcess({
     repoRoot: REPO_ROOT,
     providersDir,
-    env: { CAPVAULT_DEMO_CLIENT_ID: provider.clientId, CAPVAULT_DEMO_CLIENT_SECRET: provider.clientSecret },
+    env: {
+      CAPVAULT_DEMO_CLIENT_ID: provider.clientId,
+      CAPVAULT_DEMO_CLIENT_SECRET: provider.clientSecret,
+      CAPVAULT_APPROVAL_WEBHOOK_URL: inbox.url,
+      CAPVAULT_APPROVAL_WEBHOOK_SECRET: webhookSecret,
+    },
     onSpawn: (child) =>
       resources.push({
         name: "broker",
@@ -267,6 +278,7 @@ async function main(): Promise<void> {
   bullet(`a demo OAuth provider (oidc-provider, in this process) at ${provider.issuer}. It has one user, ${DEMO_ACCOUNT}, and capvault registered as a client with the exact callback URL above.`);
   bullet(`a demo API, a small GitHub-like HTTPS server at ${api.baseUrl} (certificate from a demo-only CA). It answers only requests carrying a live access token from the demo provider.`);
   bullet(`the broker was told about the provider by one file, ${providerFile.replace(dir, "<temp>")}; the client secret reached it through an environment variable, never a file or a flag.`);
+  bullet(`an approval inbox at ${inbox.url}, standing in for a Slack bot: the broker posts each call held for approval there, signed (HMAC-SHA256) with a secret it got from the environment.`);
   bullet(`the broker printed a dev operator capability for tenant "${TENANT}". In this story you, running the demo, are the operator.`);
 
   const op = operator(b.grpcAddress, b.operatorToken, TENANT);
@@ -294,8 +306,15 @@ async function main(): Promise<void> {
 
   // --- 2. the orchestrator's capability ------------------------------------------------------------------------------------
   step("An orchestrator agent gets a capability");
-  const minted = await op.mint("orchestrator", [{ connection, method: "GET", pathPrefix: ORCHESTRATOR_PREFIX }], 3600);
-  say(`The operator mints a capability for the agent "orchestrator" (CapabilityService.Mint, with the dev operator capability): GET anything under ${ORCHESTRATOR_PREFIX} through ${USER}'s connection, for 1 hour.`);
+  const minted = await op.mint(
+    "orchestrator",
+    [
+      { connection, method: "GET", pathPrefix: ORCHESTRATOR_PREFIX },
+      { connection, method: "DELETE", pathPrefix: BRANCHES_PREFIX },
+    ],
+    3600,
+  );
+  say(`The operator mints a capability for the agent "orchestrator" (CapabilityService.Mint, with the dev operator capability): GET anything under ${ORCHESTRATOR_PREFIX} and DELETE branches under ${BRANCHES_PREFIX}, through ${USER}'s connection, for 1 hour.`);
   out(`    a Biscuit token of ${minted.token.length} characters, expires ${minted.expiresAt?.toISOString()}, root key ${minted.rootKeyId}`);
   say("It says what its holder may do and carries no secret of alice's: the agent could publish it and still not learn her OAuth token.");
   const orchestrator: CapvaultClient = connect(b.grpcAddress, minted.token);
@@ -303,8 +322,8 @@ async function main(): Promise<void> {
 
   // --- 3. attenuation for a sub-agent -------------------------------------------------------------------------------------
   step("The orchestrator narrows its capability for a sub-agent");
-  const restriction: Partial<Restriction> = { pathPrefix: SUB_AGENT_PREFIX, ttl: { seconds: 300, nanos: 0 } };
-  say(`The orchestrator hands a sub-agent a narrower token: only paths under ${SUB_AGENT_PREFIX}, only for 5 minutes. Narrowing appends a block of checks to the token; a block can only take rights away.`);
+  const restriction: Partial<Restriction> = { pathPrefix: SUB_AGENT_PREFIX, ttl: { seconds: 300, nanos: 0 }, approvalMethods: ["DELETE"] };
+  say(`The orchestrator hands a sub-agent a narrower token: only paths under ${SUB_AGENT_PREFIX}, only for 5 minutes, and every DELETE held until a person approves it. Narrowing appends a block of checks to the token; a block can only take rights away.`);
   const { token: subToken, how } = await attenuateForSubAgent(orchestrator, minted.token, restriction);
   say(how);
   const sub = orchestrator.withToken(subToken);
@@ -359,11 +378,40 @@ async function main(): Promise<void> {
   expect(del.reason === "NO_MATCHING_GRANT", `expected NO_MATCHING_GRANT, got ${del.reason}`);
   const dryRun = await sub.authorize(connection, { method: "DELETE", path: "/repos/acme/widgets" });
   say(`why, says a dry run (CapabilityService.Authorize): ${dryRun.denials.map((d) => `${d.reason}: ${d.rule}`).join("; ")}`, 4, 2);
-  say("The path is inside the sub-agent's prefix, but no block can add a right: the only grant, in block 0, is GET.");
+  say(`The path is inside the sub-agent's prefix, but no block can add a right: block 0 grants DELETE only under ${BRANCHES_PREFIX}. Refused outright, not held for approval: an approval never widens a capability.`);
   expect(api.requests.length === beforeDenied, "a denied call reached the demo API");
   out(`    ${green("✓")} the demo API received no request for either: refusals happen before anything leaves the broker.`);
 
-  // --- 6. revocation ---------------------------------------------------------------------------------------------------------
+  // --- 6. step-up approval -----------------------------------------------------------------------------------------------------
+  step(`The sub-agent deletes a branch: held until ${USER} approves`);
+  const branch = `${BRANCHES_PREFIX}old-experiment`;
+  const beforeHeld = api.requests.length;
+  out(`    sub-agent → DELETE ${branch}`);
+  const held = await refused(sub.fetch(connection, { method: "DELETE", path: branch }), `DELETE ${branch}`);
+  out(`    ${red("HELD")}     ${held.reason}  ${dim(`(gRPC ${grpcStatus[held.code] ?? held.code}), approval ${held.metadata.approval_id}`)}`);
+  expect(held.reason === "APPROVAL_REQUIRED", `expected APPROVAL_REQUIRED, got ${held.reason}`);
+  expect(api.requests.length === beforeHeld, "a held call reached the demo API");
+  say("The grant covers it, but the sub-agent's block says a DELETE needs a person's yes each time: the broker stored a pending approval (the request, who asks and why; nothing secret) and sent nothing.");
+  const event = await inbox.next();
+  expect(event.id === held.metadata.approval_id, "the webhook event is for another approval");
+  expect(inbox.rejected === 0, "a webhook delivery failed its signature check");
+  say(`The approval inbox received the signed event (signature verified) for ${event.method} ${event.path}, "${event.reasons.join("; ")}", with a one-time link for ${USER}. A bot would message her; here a few lines of code open the page and press Approve:`);
+  const page = await decideOnApprovalPage(event.approvalUrl, "approve");
+  out(`    the page shows: ${page.shown}`);
+  out(`    after Approve it says: "${page.result}"`);
+  expect(page.result === "Approved", `the approval page said ${page.result}`);
+  out(`    sub-agent → DELETE ${branch}  (again, with capvault-approval-id: ${held.metadata.approval_id})`);
+  const deleted = await sub.fetch(connection, { method: "DELETE", path: branch, approvalId: held.metadata.approval_id });
+  printResponse("the approved call went through", deleted);
+  expect(deleted.status === 204, `the approved DELETE returned HTTP ${deleted.status}, expected 204`);
+  out(`    sub-agent → DELETE ${branch}  (the same approval once more)`);
+  const replayed = await refused(sub.fetch(connection, { method: "DELETE", path: branch, approvalId: held.metadata.approval_id }), "the replayed approval");
+  printDenied(replayed);
+  expect(replayed.reason === "APPROVAL_USED", `expected APPROVAL_USED, got ${replayed.reason}`);
+  expect(api.requests.length === beforeHeld + 1, "the demo API did not receive exactly one DELETE");
+  out(`    ${green("✓")} one approval, one call: the demo API received exactly one DELETE.`);
+
+  // --- 7. revocation ---------------------------------------------------------------------------------------------------------
   step("The operator revokes the sub-agent's token");
   const subBlockId = inspected.blocks[1].revocationId;
   const revoked = await op.revoke([subBlockId], "sub-agent finished its task");
@@ -379,10 +427,10 @@ async function main(): Promise<void> {
   const reinspected = await sub.inspect();
   out(`    Inspect on the sub-agent's token now says: revoked = ${reinspected.revoked}`);
 
-  // --- 7. the audit trail ----------------------------------------------------------------------------------------------------
+  // --- 8. the audit trail ----------------------------------------------------------------------------------------------------
   step("The audit trail");
   say(`Every decision was recorded. The operator reads tenant "${TENANT}"'s trail (AdminService.ListAuditEvents):`);
-  const events = await auditEvents(op, 5);
+  const events = await auditEvents(op, 8);
   printAuditTable(events, subBlockId);
   const verified = await op.verifyAudit();
   expect(verified.ok, `the audit chain does not verify: event ${verified.brokenEventId} (#${verified.brokenSequence}): ${verified.problem}`);

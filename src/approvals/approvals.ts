@@ -123,7 +123,11 @@ export class Approvals {
   }
 
   /** Approve or deny a pending approval, once; `via` says through which channel. Audited before it is answered. */
-  async decide(id: string, tenant: string, input: { approve: boolean; by: string; via: "api" | "page"; note?: string }): Promise<ApprovalView> {
+  async decide(
+    id: string,
+    tenant: string,
+    input: { approve: boolean; by: string; via: "api" | "page"; note?: string; byChain?: string[] },
+  ): Promise<ApprovalView> {
     const view = await this.view(id);
     if (!view || view.tenant !== tenant) throw new CapvaultError("APPROVAL_NOT_FOUND", undefined, { metadata: { approval_id: id } });
     if (view.state === "expired") throw new CapvaultError("APPROVAL_EXPIRED", undefined, { metadata: { approval_id: id } });
@@ -133,10 +137,11 @@ export class Approvals {
     const decided = await this.options.store.decide({ id, approved: input.approve, by: input.by, via: input.via, note, at: this.now() });
     const detail = `approval=${id} via=${input.via}${note ? ` note=${JSON.stringify(note)}` : ""}`;
     if (!decided) {
-      await reservation.commit(this.event(view, "approval_decided", { subject: input.by, decision: "error", reason: "APPROVAL_DECIDED", detail }));
+      await reservation.commit(this.event(view, "approval_decided", { subject: input.by, delegationChain: input.byChain ?? [], decision: "error", reason: "APPROVAL_DECIDED", detail }));
       throw new CapvaultError("APPROVAL_DECIDED", undefined, { metadata: { approval_id: id } });
     }
-    await reservation.commit(this.event(view, "approval_decided", { subject: input.by, decision: input.approve ? "allow" : "deny", detail }));
+    // The decider acts here, with its own capability (an operator's) or the link (the connection's user): its chain.
+    await reservation.commit(this.event(view, "approval_decided", { subject: input.by, delegationChain: input.byChain ?? [], decision: input.approve ? "allow" : "deny", detail }));
     return (await this.view(id))!;
   }
 

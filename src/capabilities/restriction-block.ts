@@ -42,12 +42,6 @@ export function compileRestriction(r: Restriction, now: Date, limits: Capability
     lines.push("check if method($m), {methods}.contains($m);");
     params.methods = { set: methods };
   }
-  const approvalMethods = list(r.approvalMethods, "approvalMethods", limits, normaliseMethod);
-  if (approvalMethods.length) {
-    // Held for a person's approval (src/approvals), not refused: see APPROVAL_CHECK_PREFIX.
-    lines.push(`${APPROVAL_CHECK_PREFIX}, method($m), {approvalMethods}.contains($m);`);
-    params.approvalMethods = { set: approvalMethods };
-  }
   if (r.pathPrefix !== undefined && r.pathPrefix !== "") {
     lines.push('check if path($path), ($path + "/").starts_with({prefix});');
     params.prefix = normalisePathPrefix(r.pathPrefix);
@@ -86,6 +80,14 @@ export function compileRestriction(r: Restriction, now: Date, limits: Capability
       params[`${kind}${i}n`] = name;
       params[`${kind}${i}v`] = { set: values };
     });
+  }
+
+  // Last, so that the other checks keep their indexes whether or not a block asks for approval.
+  const approvalMethods = list(r.approvalMethods, "approvalMethods", limits, normaliseMethod);
+  if (approvalMethods.length) {
+    // Held for a person's approval (src/approvals), not refused: see APPROVAL_CHECK_PREFIX.
+    lines.push(`${APPROVAL_CHECK_PREFIX}, method($m), {approvalMethods}.contains($m);`);
+    params.approvalMethods = { set: approvalMethods };
   }
 
   const rawChecks = compileRawChecks(r.checks, limits);

@@ -124,7 +124,7 @@ export const configSchema = z
     approvals: z
       .object({
         /** How long a held call waits for a decision, and then for its one use (default 15 minutes). */
-        ttlSeconds: z.number().int().min(30).max(7 * 24 * 3600).default(900),
+        ttlSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(900),
         /** Where each new approval is POSTed (signed JSON, with the one-time approval link): a Slack bot, a pager. */
         webhookUrl: z.string().url().optional(),
         /** The HMAC-SHA256 key of the webhook signature (docs/approvals.md); required with webhookUrl. */

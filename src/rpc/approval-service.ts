@@ -70,7 +70,7 @@ export function createApprovalService(approvals: Approvals, authority: Capabilit
     decide: unary<DecideRequest, DecideResponse>("Decide", async (req, ctx) => {
       const operator = await authority.requireOperator(ctx, req.tenant, "approve");
       await found(req.tenant, req.id);
-      const view = await approvals.decide(req.id, req.tenant, { approve: req.approve, by: operator.subject, via: "api", note: req.note });
+      const view = await approvals.decide(req.id, req.tenant, { approve: req.approve, by: operator.subject, byChain: operator.revocationIds, via: "api", note: req.note });
       return { approval: message(view) };
     }),
     waitApproval: serverStream<WaitApprovalRequest, WaitApprovalResponse>("WaitApproval", async (req, ctx, write) => {

@@ -79,6 +79,11 @@ export async function startSandboxApi(checkToken: (token: string) => Promise<{ a
     const holder = token ? await checkToken(token) : undefined;
     if (!holder) return void (seen.status = send(res, 401, { message: "Bad credentials" }));
     const path = new URL(req.url ?? "/", "https://localhost").pathname;
+    // Deleting a branch (GitHub answers 204): the demo's step-up approval story.
+    if (req.method === "DELETE" && /^\/repos\/acme\/widgets\/branches\/[A-Za-z0-9._-]+$/.test(path)) {
+      res.writeHead(204, { "x-sandbox-viewer": holder.accountId }).end();
+      return void (seen.status = 204);
+    }
     const body = REPOS[path];
     if (req.method !== "GET" || body === undefined) return void (seen.status = send(res, 404, { message: "Not Found" }));
     seen.status = send(res, 200, body, { "x-sandbox-viewer": holder.accountId });

@@ -55,10 +55,19 @@ describe("npm run demo", () => {
     expect(o).toMatch(/failing check: block 1, check 0: check if path/);
     expect(o).toMatch(/DENIED\s+NO_MATCHING_GRANT/);
     expect(o).toContain("the demo API received no request for either");
-    // 6. revoked, while the orchestrator still works
+    // 6. a DELETE held for approval, approved on the page through the signed webhook's link, used once
+    expect(o).toMatch(/HELD\s+APPROVAL_REQUIRED/);
+    expect(o).toContain("The approval inbox received the signed event (signature verified)");
+    expect(o).toContain('after Approve it says: "Approved"');
+    expect(o).toMatch(/ALLOWED\s+HTTP 204/);
+    expect(o).toMatch(/DENIED\s+APPROVAL_USED/);
+    expect(o).toContain("the demo API received exactly one DELETE");
+    // 7. revoked, while the orchestrator still works
     expect(o).toMatch(/DENIED\s+CAPABILITY_REVOKED/);
     expect(o).toMatch(/orchestrator → GET \/repos\/acme\/widgets\/issues\n\s+ALLOWED\s+HTTP 200/);
-    // 7. the audit trail and its verification
+    // 8. the audit trail and its verification
+    expect(o).toMatch(/approval_held\s+DELETE \/repos\/acme\/widgets\/branches/);
+    expect(o).toMatch(/approval_used\s+DELETE \/repos\/acme\/widgets\/branches/);
     expect(o).toMatch(/proxy\s+GET \/repos\/acme\/secrets\s+deny\s+CAPABILITY_CHECK_FAILED/);
     expect(o).toMatch(/proxy\s+GET \/repos\/acme\/widgets\/issues\s+deny\s+CAPABILITY_REVOKED/);
     expect(o).toMatch(/Audit chain verified \(AdminService\.VerifyAudit\): \d+ events/);
