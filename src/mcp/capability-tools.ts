@@ -15,6 +15,10 @@ const REQUEST_INPUT = {
   query: z.record(z.string(), z.string()).optional().describe("Query parameters"),
   headers: z.record(z.string(), z.string()).optional().describe("Request headers (credentials are the broker's: never send one)"),
   body: z.unknown().optional().describe("Request body: a JSON value (sent as application/json), or a string sent as-is"),
+  approval_id: z
+    .string()
+    .optional()
+    .describe("When a request was held for a person's approval (APPROVAL_REQUIRED) and approved: its approval id, to repeat the identical request once"),
 };
 
 /**
@@ -68,6 +72,7 @@ export function capabilityMcpServer(client: CapvaultClient, version: string): Mc
         ...(input.query ? { query: input.query } : {}),
         ...(input.headers ? { headers: input.headers } : {}),
         ...(input.body === undefined ? {} : { body: typeof input.body === "string" ? input.body : (input.body as object) }),
+        ...(input.approval_id ? { approvalId: input.approval_id } : {}),
       };
       try {
         const res = await client.fetch(input.connection, request);
@@ -134,9 +139,14 @@ function refusal(err: unknown, checks: string[] = []): CallToolResult {
   const reason = err instanceof CapvaultClientError ? err.reason : "INTERNAL";
   const message = err instanceof CapvaultClientError ? err.message : "the request could not be made";
   const failing = checks.length ? `\nrefused by:\n${checks.map((c) => `  ${c}`).join("\n")}` : "";
+  // A call held for a person's approval: say how to go on (a person decides; then repeat it with approval_id).
+  const approvalId = err instanceof CapvaultClientError ? err.metadata.approval_id : undefined;
+  const held = approvalId
+    ? `\nheld for approval ${approvalId}: a person must approve it (capvault approvals approve ${approvalId}, or the link sent to them); then repeat the identical request with approval_id`
+    : "";
   return {
     isError: true,
-    content: [{ type: "text", text: `${reason}: ${message}${failing}` }],
-    structuredContent: { reason, message, failing: checks },
+    content: [{ type: "text", text: `${reason}: ${message}${failing}${held}` }],
+    structuredContent: { reason, message, failing: checks, ...(approvalId ? { approvalId } : {}) },
   };
 }
