@@ -71,6 +71,8 @@ export const mcpCommand: CliCommand = {
         return EXIT.failure;
       }
     }
+    // stdout carries only MCP messages: a stray console.log from any library would corrupt the stream.
+    console.log = console.info = console.debug = console.error;
     const server = capabilityMcpServer(client, VERSION);
     const closed = new Promise<void>((resolve) => {
       server.server.onclose = () => resolve();
