@@ -131,6 +131,25 @@ describe("step-up approval across two brokers", () => {
     expect(upstreamCalls(waited)).toBe(1);
   });
 
+  it("capvault call says how to go on when held, and --approval-id repeats the call once approved", async () => {
+    const path = "/repos/acme/payroll/cli";
+    const call = (extra: string[] = [], broker = 0) =>
+      runCli(["call", cluster.connection, "GET", path, ...extra], {
+        env: { ...process.env, ...cluster.env, CAPVAULT_TOKEN: cluster.agentToken, CAPVAULT_GRPC_ADDR: cluster.brokers[broker].address },
+      });
+    const held = await call();
+    expect(held.code).toBe(1);
+    const id = /--approval-id (apr_\S+)/.exec(held.stderr)?.[1];
+    expect(id, held.stderr).toBeDefined();
+    expect(held.stderr).toContain("APPROVAL_REQUIRED");
+    expect((await cli(["approve", id!])).code).toBe(0);
+    const done = await call(["--approval-id", id!], 1);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toContain("HTTP 200");
+    expect((await call(["--approval-id", id!])).stderr).toContain("APPROVAL_USED");
+    expect(upstreamCalls(path)).toBe(1);
+  });
+
   it("an approval that expires before it is used is refused", async () => {
     const path = "/repos/acme/payroll/late";
     const id = await holdOn(0, path);

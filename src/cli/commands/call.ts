@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { credentials } from "@grpc/grpc-js";
+import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { toHttpRequest } from "../../client/capvault-client.js";
+import { readErrorDetails } from "../../errors/grpc-status.js";
 import type { AuthorizeResponse, Denial } from "../../gen/capvault/v1/capability.js";
 import type { HttpRequest } from "../../gen/capvault/v1/common.js";
 import { ProxyServiceClient, type ProxyResponse } from "../../gen/capvault/v1/proxy.js";
@@ -44,6 +45,8 @@ Prints the status line and the (allowlisted) response headers on stderr and the 
                          dropped by the broker
   --data @FILE|-|TEXT    the request body: a file, stdin, or the text itself. Sent as application/json when it
                          parses as JSON and no Content-Type header is given
+  --approval-id ID       repeat a call that was held for approval (APPROVAL_REQUIRED) and approved: the
+                         identical request, once (docs/approvals.md)
 ${BROKER_OPTIONS_HELP}
 
 Exit codes: 0 for a 2xx answer; 1 for any other status or a refusal (printed with its reason and, for a capability
@@ -53,7 +56,7 @@ Example:
   CAPVAULT_TOKEN=$(cat agent.token) capvault call conn_123 GET /repos/acme/widgets/issues --query state=open
 `;
 
-const OPTIONS = { ...BROKER_OPTIONS, "--query": "list", "--header": "list", "--data": "value" } as const;
+const OPTIONS = { ...BROKER_OPTIONS, "--query": "list", "--header": "list", "--data": "value", "--approval-id": "value" } as const;
 
 /** Capability refusals worth explaining with an Authorize dry run (which names every failing check or policy). */
 const CAPABILITY_REFUSALS = new Set(["NO_MATCHING_GRANT", "CAPABILITY_CHECK_FAILED", "POLICY_DENIED", "CAPABILITY_EXPIRED", "CAPABILITY_TENANT_MISMATCH"]);
@@ -72,6 +75,7 @@ export async function runCallCommand(argv: string[], io: CallIo): Promise<number
   let address: string;
   let token: string | undefined;
   let deadlineMs: number;
+  let approvalId: string | undefined;
   try {
     const options = parseOptions(argv, OPTIONS);
     if (options.positionals.length !== 3) {
@@ -94,6 +98,7 @@ export async function runCallCommand(argv: string[], io: CallIo): Promise<number
     if (body && !headers.some((h) => h.name.toLowerCase() === "content-type") && looksLikeJson(body)) {
       headers.push({ name: "content-type", value: "application/json" });
     }
+    approvalId = options.values["--approval-id"];
     address = brokerAddress(options, io.env);
     deadlineMs = timeoutMs(options);
     token = await callerToken(options, { env: io.env, stdin: io.stdin as never });
@@ -106,13 +111,19 @@ export async function runCallCommand(argv: string[], io: CallIo): Promise<number
 
   const proxy = new ProxyServiceClient(address, credentials.createInsecure());
   try {
-    const res = await unaryCall<ProxyResponse>(deadlineMs, (opts, cb) => proxy.proxy({ request }, bearerMetadata(token), opts, cb));
+    const md = bearerMetadata(token);
+    if (approvalId) md.set("capvault-approval-id", approvalId);
+    const res = await unaryCall<ProxyResponse>(deadlineMs, (opts, cb) => proxy.proxy({ request }, md, opts, cb));
     io.stderr.write(`HTTP ${res.status}\n${res.headers.map((h) => `${h.name}: ${h.value}\n`).join("")}`);
     await new Promise<void>((resolve) => io.stdout.write(Buffer.from(res.body), () => resolve()));
     return res.status >= 200 && res.status < 300 ? EXIT.ok : EXIT.failure;
   } catch (err) {
     io.stderr.write(`capvault call: ${describeBrokerError(err)}\n`);
     const reason = brokerErrorReason(err);
+    if (reason === "APPROVAL_REQUIRED") {
+      const id = readErrorDetails(err as ServiceError).metadata.approval_id;
+      if (id) io.stderr.write(`  held for a person's approval: once approved (capvault approvals approve ${id}), repeat with --approval-id ${id}\n`);
+    }
     if (reason && CAPABILITY_REFUSALS.has(reason)) {
       for (const line of await explainRefusal(address, token, request, deadlineMs)) io.stderr.write(`  ${line}\n`);
     }
