@@ -62,11 +62,19 @@ describe("ambient facts", () => {
       "query({q0n}, {q0v});",
       "query({q1n}, {q1v});",
       "body({b0n}, {b0v});",
+      "unapproved(true);",
       "check all tenant($t), $t == {tenant};",
       `${GRANT_POLICY};`,
       "deny if true;",
     ]);
     expect(snippet.params).toMatchObject({ now: { date: "2030-01-15T12:00:00.000Z" }, operation: "proxy", method: "GET", host: "api.github.com" });
+  });
+
+  it("a request a person approved lacks unapproved(true) (step-up approval), and operator operations never have it", () => {
+    const approved = compileRequest(githubRequest({ approved: true }), NOW, DEFAULT_LIMITS).snippet.code.split("\n");
+    expect(approved).not.toContain("unapproved(true);");
+    expect(compileRequest(githubRequest(), NOW, DEFAULT_LIMITS).snippet.code.split("\n")).toContain("unapproved(true);");
+    expect(compileRequest({ operation: "mint", tenant: "acme" }, NOW, DEFAULT_LIMITS).snippet.code).not.toContain("unapproved");
   });
 
   it("normalises method and host case", () => {

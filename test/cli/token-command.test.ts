@@ -272,7 +272,7 @@ describe("capvault policy test", () => {
   it("the shipped example policies pass their tests", async () => {
     const r = await cli(["policy", "test", "policies/example"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^14 passed, 0 failed \(3 policy files\)$/m);
+    expect(r.stdout).toMatch(/^20 passed, 0 failed \(4 policy files\)$/m);
     expect(r.stdout).not.toContain("FAIL");
   });
 
@@ -285,7 +285,7 @@ describe("capvault policy test", () => {
     const r = await cli(["policy", "test", copy]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("FAIL DELETE is denied even when the token grants it");
-    expect(r.stdout).toContain("13 passed, 1 failed");
+    expect(r.stdout).toContain("19 passed, 1 failed");
   });
 
   it("bad input is exit 2; --help explains", async () => {

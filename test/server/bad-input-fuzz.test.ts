@@ -244,7 +244,7 @@ function samples(ctx: { tenant: string; connection: string; victimConnection: st
     Mint: { tenant: ctx.tenant, subject: "agent-9", grants: [{ connection: ctx.connection, method: "GET", pathPrefix: "/repos/acme/" }], ttl: { seconds: 600, nanos: 0 }, operator: false },
     Attenuate: {
       token: ctx.agentToken,
-      restriction: { connections: [ctx.connection], methods: ["GET"], pathPrefix: "/repos/acme/widgets/", ttl: { seconds: 60, nanos: 0 }, expiresAt: new Date(Date.now() + 60_000), query: [{ name: "state", values: ["open"] }], body: [], checks: ["check if time($t), $t < 2100-01-01T00:00:00Z"] },
+      restriction: { connections: [ctx.connection], methods: ["GET"], pathPrefix: "/repos/acme/widgets/", ttl: { seconds: 60, nanos: 0 }, expiresAt: new Date(Date.now() + 60_000), query: [{ name: "state", values: ["open"] }], body: [], checks: ["check if time($t), $t < 2100-01-01T00:00:00Z"], approvalMethods: ["DELETE"] },
     },
     Inspect: { token: ctx.agentToken },
     Authorize: { token: ctx.agentToken, request: http },
@@ -267,6 +267,10 @@ function samples(ctx: { tenant: string; connection: string; victimConnection: st
     ListAuditEvents: { tenant: ctx.tenant, afterSequence: 0, limit: 10 },
     TailAuditEvents: { tenant: ctx.tenant, afterSequence: 0 },
     VerifyAudit: { tenant: ctx.tenant },
+    ListApprovals: { tenant: ctx.tenant, state: "pending", limit: 10 },
+    GetApproval: { tenant: ctx.tenant, id: "apr_AAAAAAAAAAAAAAAAAAAAAA" },
+    Decide: { tenant: ctx.tenant, id: "apr_AAAAAAAAAAAAAAAAAAAAAA", approve: true, note: "fuzz" },
+    WaitApproval: { id: "apr_AAAAAAAAAAAAAAAAAAAAAA" },
   };
 }
 
@@ -386,7 +390,7 @@ describe(`bad input to every RPC (FUZZ_SEED=${SEED})`, () => {
   it("every call ends with a clear status before its deadline, and the broker keeps serving", { timeout: 110_000 }, async () => {
     const r = prng(SEED);
     const methods = allMethods();
-    expect(methods.map(([n]) => n).sort()).toHaveLength(17);
+    expect(methods.map(([n]) => n).sort()).toHaveLength(21);
     const sample = samples({ tenant: t.tenant, connection, victimConnection, agentToken, revocationIds: victimIds });
     const dictionary = [t.tenant, victimConnection, agentToken, "gh", "alice", "GET", "POST", "/repos/acme/", ...victimIds];
     const tokens = { operator: t.operatorToken, agent: agentToken };

@@ -59,7 +59,10 @@ export class MongoDataKeys implements DataKeyRepository {
       if (existing) await insertOnce(this.pointers, { _id: pointerId(rest.tenant, rest.record), dek: existing.id });
       return false;
     }
-    if (await insertOnce(this.pointers, { _id: pointerId(rest.tenant, rest.record), dek: id })) return true;
+    const pointer = { _id: pointerId(rest.tenant, rest.record), dek: id };
+    if (await insertOnce(this.pointers, pointer)) return true;
+    // A writer that lost the race on the unique index may have written the pointer to our key first: still ours.
+    if ((await this.pointers.findOne({ _id: pointer._id }))?.dek === id) return true;
     // Another writer's key for this record was pointed to first (a server without the unique index): ours goes.
     await this.c.deleteOne({ _id: id });
     return false;
