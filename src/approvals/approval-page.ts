@@ -113,6 +113,7 @@ function details(view: ApprovalView): string {
     ["Account", `${view.provider} (connection ${view.connection})`],
     ["Asked by", view.subject || "unknown"],
     ["Why it is held", view.reasons.join("; ")],
+    ...(view.body !== undefined ? [["Body", view.body] as [string, string]] : []),
     ["Expires", view.expiresAt.toISOString()],
   ];
   return `<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join("")}</dl>`;

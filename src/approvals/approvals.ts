@@ -65,6 +65,7 @@ export class Approvals {
       subject: decision.subject,
       delegationChain: [...decision.revocationIds],
       reasons: approvalReasons(decision),
+      ...(decision.denials.some((d) => d.approvalShowsBody) && request.body.length ? { body: shownBody(request.body) } : {}),
       linkSecretSha256: sha256(secret),
       createdAt,
       expiresAt: new Date(createdAt.getTime() + this.options.ttlMs),
@@ -216,6 +217,20 @@ function stateOf(record: ApprovalRecord, decision: ApprovalDecisionRecord | unde
   if (decision && !decision.approved) return "denied";
   if (record.expiresAt.getTime() <= now.getTime()) return "expired";
   return decision ? "approved" : "pending";
+}
+
+/** The most body bytes an approval keeps to show the approver. */
+const MAX_SHOWN_BODY_BYTES = 4096;
+
+/** A body as the approver reads it: text (cut at 4 KiB with a note), or a note that it is not text. */
+function shownBody(body: Buffer): string {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    return `(${body.length} bytes that are not UTF-8 text)`;
+  }
+  return text.length > MAX_SHOWN_BODY_BYTES ? `${text.slice(0, MAX_SHOWN_BODY_BYTES)}… (${body.length} bytes; the start shown)` : text;
 }
 
 function sha256(data: string | Uint8Array): string {

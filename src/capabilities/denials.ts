@@ -16,6 +16,8 @@ export interface Denial {
   policy: string;
   /** For APPROVAL_REQUIRED: why a person must approve (an organisation rule's reason, or the capability's block). */
   approval?: string;
+  /** For APPROVAL_REQUIRED: the rule asks to show the approver the request body. */
+  approvalShowsBody?: boolean;
 }
 
 /** What capvault put in the authorizer, in order, so binding indexes can be named. */
@@ -67,8 +69,16 @@ export function denialsOf(outcome: AuthorizerOutcome, layout: AuthorizerLayout):
     }
     const entry = layout.checks[c.check];
     if (entry?.kind === "org" && entry.statement.approval) {
-      const { reason, rule } = entry.statement.approval;
-      return { reason: "APPROVAL_REQUIRED", blockIndex: -1, checkIndex: c.check, rule, policy: entry.statement.file, approval: reason };
+      const { reason, rule, showBody } = entry.statement.approval;
+      return {
+        reason: "APPROVAL_REQUIRED",
+        blockIndex: -1,
+        checkIndex: c.check,
+        rule,
+        policy: entry.statement.file,
+        approval: reason,
+        ...(showBody ? { approvalShowsBody: true } : {}),
+      };
     }
     if (entry?.kind === "org") {
       return { reason: "POLICY_DENIED", blockIndex: -1, checkIndex: c.check, rule: entry.statement.source, policy: entry.statement.file };

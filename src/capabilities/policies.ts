@@ -93,8 +93,14 @@ export function parsePolicyFile(file: string, source: string): PolicyStatement[]
       if (!reason.trim() || reason.length > 200) throw invalid("an approval reason must be 1-200 characters");
       // `a or b` would compile to `reject if unapproved(true), a or b`: the `b` alternative would not be lifted by an
       // approval. Write one rule per alternative.
-      if (/\bor\b/.test(approval[2].replace(/"(?:[^"\\]|\\.)*"/g, '""'))) throw invalid("an approval rule's body cannot use `or`: write one rule per alternative");
-      return { file, kind: "check", source: `${APPROVAL_CHECK_PREFIX}, ${approval[2]}`, line, approval: { reason, rule: normalised } };
+      if (/\bor\b/.test(approval[3].replace(/"(?:[^"\\]|\\.)*"/g, '""'))) throw invalid("an approval rule's body cannot use `or`: write one rule per alternative");
+      return {
+        file,
+        kind: "check",
+        source: `${APPROVAL_CHECK_PREFIX}, ${approval[3]}`,
+        line,
+        approval: { reason, rule: normalised, ...(approval[2] ? { showBody: true } : {}) },
+      };
     }
     let kind: PolicyStatement["kind"];
     if (/^(check if|check all|reject if) /.test(normalised)) kind = "check";
@@ -114,8 +120,9 @@ export function parsePolicyFile(file: string, source: string): PolicyStatement[]
 /**
  * A step-up approval rule: `approval_required("reason") <- body`. The reason is a string literal (shown to the
  * approver); the body is any rule body over the request's facts. Only this head is allowed: it derives nothing else.
+ * `approval_required("reason", "show body") <- ...` also shows the approver the request body (stored, size-capped).
  */
-const APPROVAL_RULE = /^approval_required\(\s*"((?:[^"\\]|\\.)*)"\s*\)\s*<-\s*(\S.*)$/;
+const APPROVAL_RULE = /^approval_required\(\s*"((?:[^"\\]|\\.)*)"\s*(?:,\s*"(show body)"\s*)?\)\s*<-\s*(\S.*)$/;
 
 /** Build a policy set from in-memory files (name → source), in name order. */
 export function policySetFromSources(files: Record<string, string>): PolicySet {

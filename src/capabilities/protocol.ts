@@ -24,7 +24,7 @@ export interface PolicyStatement {
    * Set on a step-up approval rule (`approval_required("why") <- body`): its reason, and the rule as written. Its
    * `source` is the check it compiles to, `reject if unapproved(true), body`, which holds a request until approved.
    */
-  approval?: { reason: string; rule: string };
+  approval?: { reason: string; rule: string; showBody?: boolean };
 }
 
 /** A policy set as sent to workers; `id` is a content hash, used to cache the compiled template. */

@@ -40,6 +40,7 @@ export function toApprovalMessage(v: ApprovalView, pageUrl: string): Approval {
     decidedVia: v.decision?.via ?? "",
     decidedAt: v.decision?.at,
     approvalUrl: pageUrl,
+    body: v.body ?? "",
   };
 }
 

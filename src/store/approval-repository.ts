@@ -19,6 +19,8 @@ export interface ApprovalRecord {
   /** Revocation ids of the capability's blocks: the same chain, or a narrower one of it, may use the approval. */
   delegationChain: string[];
   reasons: string[];
+  /** The request body as text, only when an approval rule asks to show it (at most 4 KiB, cut with a note). */
+  body?: string;
   /** SHA-256 (hex) of the one-time approval page link secret. */
   linkSecretSha256: string;
   createdAt: Date;

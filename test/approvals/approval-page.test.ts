@@ -17,7 +17,10 @@ import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-r
 
 const CHROMIUM = "/usr/bin/chromium";
 const SECRET = "whsec-test-0123456789abcdef";
-const RULE = 'approval_required("read a secret report") <- method("GET"), path($p), $p.starts_with("/repos/acme/secret/");';
+const RULE = [
+  'approval_required("read a secret report") <- method("GET"), path($p), $p.starts_with("/repos/acme/secret/");',
+  'approval_required("comment on a secret report", "show body") <- method("POST"), path($p), $p.starts_with("/repos/acme/secret/");',
+].join("\n");
 
 let t: TestBroker;
 let hooks: WebhookReceiver;
@@ -35,7 +38,16 @@ beforeAll(async () => {
     config: { "approvals.webhookUrl": hooks.url, "approvals.webhookSecret": SECRET },
   });
   connection = await t.connectAccount("alice");
-  agentToken = (await t.mint([{ connection, method: "GET", pathPrefix: "/repos/" }], 3600, "report-agent")).token;
+  agentToken = (
+    await t.mint(
+      [
+        { connection, method: "GET", pathPrefix: "/repos/" },
+        { connection, method: "POST", pathPrefix: "/repos/" },
+      ],
+      3600,
+      "report-agent",
+    )
+  ).token;
   agent = t.client(agentToken);
   profile = mkdtempSync(join(tmpdir(), "capvault-chromium-"));
   browser = await chromium.launchPersistentContext(profile, {
@@ -53,8 +65,8 @@ afterAll(async () => {
 });
 
 /** Make a call that is held; the approval id, the page URL the agent was told, and the link the webhook delivered. */
-async function held(path: string): Promise<{ id: string; pageUrl: string; link: string; raw: string; signature: string }> {
-  const err = await agent.fetch(connection, { path }).then(
+async function held(path: string, post?: object): Promise<{ id: string; pageUrl: string; link: string; raw: string; signature: string }> {
+  const err = await agent.fetch(connection, post ? { method: "POST", path, body: post } : { path }).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -159,6 +171,21 @@ describe("the approval page in headless Chromium", () => {
     );
     expect(still?.reason).toBe("APPROVAL_PENDING");
     expect(upstreamCalls(path)).toBe(0);
+  });
+});
+
+describe("a rule that shows the body", () => {
+  it("shows the approver the request body on the page (escaped), and not in the webhook", async () => {
+    const path = "/repos/acme/secret/q3-report/comments";
+    const h = await held(path, { body: "Numbers <b>look</b> fine & ship it" });
+    expect(h.raw).not.toContain("look");
+    const page = await browser.newPage();
+    await page.goto(h.link);
+    const text = await page.locator("main").innerText();
+    expect(text).toContain('{"body":"Numbers <b>look</b> fine & ship it"}');
+    expect(text).toContain("comment on a secret report");
+    expect(await page.locator("main b").count()).toBe(0);
+    await page.close();
   });
 });
 

@@ -153,6 +153,12 @@ describe("step-up approval rules", () => {
     expectThrowsReason(() => parsePolicyFile("a.datalog", 'right("c", "GET", "/") <- method("GET");'), "DATALOG_INVALID");
     expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required("x") <- method("DELETE") or method("PUT");'), "DATALOG_INVALID");
     expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required("") <- method("DELETE");'), "DATALOG_INVALID");
+    expect(parsePolicyFile("a.datalog", 'approval_required("x", "show body") <- method("POST");')[0].approval).toEqual({
+      reason: "x",
+      rule: 'approval_required("x", "show body") <- method("POST")',
+      showBody: true,
+    });
+    expectThrowsReason(() => parsePolicyFile("a.datalog", 'approval_required("x", "show everything") <- method("POST");'), "DATALOG_INVALID");
     // "or" inside a string is not the operator.
     expect(parsePolicyFile("a.datalog", 'approval_required("x or y") <- path("/a or b");')[0].approval?.reason).toBe("x or y");
   });

@@ -57,6 +57,9 @@ describe("a panic caught by the native capability runtime", () => {
       expect(t.broker.capabilities.runtime).toBe("wasm");
       return;
     }
+    // The connection and the agent's capability first: their RPCs are authorized on the same runtime.
+    const connection = await t.connectAccount("bob");
+    const agent = t.client((await t.mint([{ connection, method: "GET", pathPrefix: "/" }], 60)).token);
     // A real panic from the Rust side (the runtime's diagnostic entry point), injected into the next authorization:
     // no request or token makes biscuit-auth panic on purpose.
     const binding = (authorizer as unknown as { native: NativeBiscuit }).native;
@@ -76,8 +79,6 @@ describe("a panic caught by the native capability runtime", () => {
       return Promise.reject(panic as Error);
     };
 
-    const connection = await t.connectAccount("bob");
-    const agent = t.client((await t.mint([{ connection, method: "GET", pathPrefix: "/" }], 60)).token);
     try {
       const refused = await agent.authorize(connection, { path: "/repos/x" }).then(
         () => undefined,

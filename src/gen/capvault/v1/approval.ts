@@ -58,6 +58,8 @@ export interface Approval {
    * notification webhook receives (the broker keeps its hash): an agent that sees this URL cannot approve itself.
    */
   approvalUrl: string;
+  /** The request body as text, only when the approval rule asks to show it ("show body"; at most 4 KiB). */
+  body: string;
 }
 
 export interface ListApprovalsRequest {
@@ -121,6 +123,7 @@ function createBaseApproval(): Approval {
     decidedVia: "",
     decidedAt: undefined,
     approvalUrl: "",
+    body: "",
   };
 }
 
@@ -179,6 +182,9 @@ export const Approval: MessageFns<Approval> = {
     }
     if (message.approvalUrl !== "") {
       writer.uint32(146).string(message.approvalUrl);
+    }
+    if (message.body !== "") {
+      writer.uint32(154).string(message.body);
     }
     return writer;
   },
@@ -340,6 +346,14 @@ export const Approval: MessageFns<Approval> = {
             message.approvalUrl = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.body = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -404,6 +418,7 @@ export const Approval: MessageFns<Approval> = {
         : isSet(object.approval_url)
         ? globalThis.String(object.approval_url)
         : "",
+      body: isSet(object.body) ? globalThis.String(object.body) : "",
     };
   },
 
@@ -463,6 +478,9 @@ export const Approval: MessageFns<Approval> = {
     if (message.approvalUrl !== "") {
       obj.approvalUrl = message.approvalUrl;
     }
+    if (message.body !== "") {
+      obj.body = message.body;
+    }
     return obj;
   },
 
@@ -489,6 +507,7 @@ export const Approval: MessageFns<Approval> = {
     message.decidedVia = object.decidedVia ?? "";
     message.decidedAt = object.decidedAt ?? undefined;
     message.approvalUrl = object.approvalUrl ?? "";
+    message.body = object.body ?? "";
     return message;
   },
 };

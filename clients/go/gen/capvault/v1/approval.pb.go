@@ -48,7 +48,9 @@ type Approval struct {
 	DecidedAt  *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
 	// The page where the held request can be read. Deciding on the page takes the one-time link, which only the
 	// notification webhook receives (the broker keeps its hash): an agent that sees this URL cannot approve itself.
-	ApprovalUrl   string `protobuf:"bytes,18,opt,name=approval_url,json=approvalUrl,proto3" json:"approval_url,omitempty"`
+	ApprovalUrl string `protobuf:"bytes,18,opt,name=approval_url,json=approvalUrl,proto3" json:"approval_url,omitempty"`
+	// The request body as text, only when the approval rule asks to show it ("show body"; at most 4 KiB).
+	Body          string `protobuf:"bytes,19,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +207,13 @@ func (x *Approval) GetDecidedAt() *timestamppb.Timestamp {
 func (x *Approval) GetApprovalUrl() string {
 	if x != nil {
 		return x.ApprovalUrl
+	}
+	return ""
+}
+
+func (x *Approval) GetBody() string {
+	if x != nil {
+		return x.Body
 	}
 	return ""
 }
@@ -616,7 +625,7 @@ var File_capvault_v1_approval_proto protoreflect.FileDescriptor
 
 const file_capvault_v1_approval_proto_rawDesc = "" +
 	"\n" +
-	"\x1acapvault/v1/approval.proto\x12\vcapvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x04\n" +
+	"\x1acapvault/v1/approval.proto\x12\vcapvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x04\n" +
 	"\bApproval\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1e\n" +
@@ -644,7 +653,8 @@ const file_capvault_v1_approval_proto_rawDesc = "" +
 	"decidedVia\x129\n" +
 	"\n" +
 	"decided_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12!\n" +
-	"\fapproval_url\x18\x12 \x01(\tR\vapprovalUrl\"Z\n" +
+	"\fapproval_url\x18\x12 \x01(\tR\vapprovalUrl\x12\x12\n" +
+	"\x04body\x18\x13 \x01(\tR\x04body\"Z\n" +
 	"\x14ListApprovalsRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
