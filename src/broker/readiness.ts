@@ -23,6 +23,7 @@ export function monitorReadiness(options: {
   let serving = true;
   let stopped = false;
   let running = false;
+  let lastFailing = "";
   const round = async () => {
     if (running || stopped) return;
     running = true;
@@ -30,12 +31,17 @@ export function monitorReadiness(options: {
       const results = await Promise.all(options.checks.map((c) => withTimeout(c, timeoutMs)));
       const failing = options.checks.filter((_, i) => !results[i]).map((c) => c.name);
       const next = failing.length === 0;
-      if (next !== serving && !stopped) {
+      if (stopped) return;
+      if (next !== serving) {
         serving = next;
         options.setServing(next);
         if (next) options.logger.info("ready again: health SERVING");
         else options.logger.warn({ failing }, "not ready: health NOT_SERVING");
+      } else if (!next && failing.join() !== lastFailing) {
+        // Still not serving, for other reasons now (the database is back, the audit writer is still catching up…).
+        options.logger.warn({ failing }, "still not ready: health NOT_SERVING");
       }
+      lastFailing = failing.join();
     } finally {
       running = false;
     }

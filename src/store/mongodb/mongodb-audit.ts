@@ -24,6 +24,8 @@ type SegmentBounds = Pick<SegmentDocument, "segment" | "first" | "count">;
 
 /** How many segments a page reads at once. */
 const LOOKUP_CONCURRENCY = 16;
+/** The longest one audit read or write may take before it fails (and the writer reads back and retries). */
+const OPERATION_TIMEOUT_MS = 5_000;
 /** Segment bounds remembered per process (a search's probes); cleared when full. */
 const BOUNDS_CACHE_LIMIT = 50_000;
 
@@ -38,14 +40,23 @@ export class MongoAudit implements AuditRepository {
   private readonly segments: Collection<SegmentDocument>;
   private readonly legacy: Collection<AuditDoc>;
   private readonly chains: Collection<WriterDoc>;
+  private readonly segmentScan: Collection<SegmentDocument>;
+  private readonly legacyScan: Collection<AuditDoc>;
   /** The last segment of each chain this process appended to (only this process writes under its writer id). */
   private readonly tails = new Map<string, { segment: number; next: number }>();
   private readonly bounds = new Map<string, SegmentBounds | null>();
 
   constructor(db: Db) {
-    this.segments = db.collection<SegmentDocument>(COLLECTIONS.auditSegments);
-    this.legacy = db.collection<AuditDoc>(COLLECTIONS.audit);
-    this.chains = db.collection<WriterDoc>(COLLECTIONS.auditWriters);
+    // Every single-document operation is bounded on the client (the driver's timeoutMS): an operation that never
+    // answers (a connection accepted by a restarting server, say) would otherwise hold the audit writer, and with it
+    // every Proxy call, forever. A timed-out write is retried like any failed one: the stored tail is read back first.
+    const bounded = { timeoutMS: OPERATION_TIMEOUT_MS };
+    this.segments = db.collection<SegmentDocument>(COLLECTIONS.auditSegments, bounded);
+    this.legacy = db.collection<AuditDoc>(COLLECTIONS.audit, bounded);
+    this.chains = db.collection<WriterDoc>(COLLECTIONS.auditWriters, bounded);
+    // Scans (export, verify) run as long as the trail is: their cursors are not bounded.
+    this.segmentScan = db.collection<SegmentDocument>(COLLECTIONS.auditSegments);
+    this.legacyScan = db.collection<AuditDoc>(COLLECTIONS.audit);
   }
 
   static async ensureIndexes(db: Db): Promise<void> {
@@ -157,8 +168,8 @@ export class MongoAudit implements AuditRepository {
   }
 
   async *scan(tenant: string): AsyncIterable<AuditRecord> {
-    for await (const doc of this.legacy.find({ tenant }).batchSize(2000)) yield fromLegacy(doc);
-    for await (const doc of this.segments.find({ tenant }).batchSize(500)) yield* decodeSegment(doc);
+    for await (const doc of this.legacyScan.find({ tenant }).batchSize(2000)) yield fromLegacy(doc);
+    for await (const doc of this.segmentScan.find({ tenant }).batchSize(500)) yield* decodeSegment(doc);
   }
 
   // ---- finding a segment by `_id` alone: segment numbers run 1, 2, 3… without gaps, sequences ascend with them ----
