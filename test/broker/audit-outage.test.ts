@@ -128,10 +128,19 @@ describe("audit trail under faults (two brokers, one private FerretDB)", () => {
     const healthDuringOutage = await health(0);
     await sleep(9000);
     await cluster.db.restart();
+    const restartedAt = Date.now();
     await sleep(5000);
     const results = await load.stop();
     expect(healthDuringOutage, "health says NOT_SERVING while the database is down").not.toBe(0);
-    expect(await health(0), `and SERVING again once it is back; broker 0 said:\n${brokerWarnings(0)}`).toBe(0);
+    // Back to SERVING once the database is back: within 30 s (typically 1-5 s; on a loaded 2-core CI machine the
+    // audit writer's catch-up after the outage has taken longer than a fixed 5 s window, while it did recover).
+    let serving = await health(0);
+    while (serving !== 0 && Date.now() - restartedAt < 30_000) {
+      await sleep(500);
+      serving = await health(0);
+    }
+    expect(serving, `and SERVING again once it is back; broker 0 said:\n${brokerWarnings(0)}`).toBe(0);
+    console.log(`[audit-outage] broker 0 SERVING ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after the database restarted`);
 
     const events = await settledEvents();
     const counts = countByPath(events);

@@ -200,7 +200,8 @@ export function mongoStoreOn(client: MongoClient, db: Db): Store {
       client.on("commandFailed", (event) => listener(event.commandName));
     },
     async ping() {
-      await db.command({ ping: 1 });
+      // Bounded like the readiness check that calls it, so unanswered pings do not pile up on a stuck server.
+      await db.command({ ping: 1 }, { timeoutMS: 1_500 });
     },
     async close() {
       await client.close();
