@@ -79,6 +79,15 @@ export class AuditLog {
     return this.writeStartedAt === undefined || performance.now() - this.writeStartedAt < this.stallMs;
   }
 
+  /** Why the writer is not healthy, for the log: how long it has been failing or writing, and its queue. */
+  state(): { depth: number; failingForMs?: number; writingForMs?: number } {
+    return {
+      depth: this.depth,
+      ...(this.failingSince !== undefined ? { failingForMs: Date.now() - this.failingSince } : {}),
+      ...(this.writeStartedAt !== undefined ? { writingForMs: Math.round(performance.now() - this.writeStartedAt) } : {}),
+    };
+  }
+
   /** Events reserved or waiting to be stored. */
   get depth(): number {
     return this.reserved + this.waiting.length + this.inFlight;

@@ -208,7 +208,7 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
   const readiness = monitorReadiness({
     checks: [
       { name: "database", ready: () => store.ping().then(() => true) },
-      { name: "audit", ready: () => audit.healthy },
+      { name: "audit", ready: () => audit.healthy, detail: () => audit.state() },
       { name: "revocations", ready: () => config.mongodb.uri === undefined || revocations.ageMs() <= config.capabilities.maxRevocationStalenessMs },
     ],
     setServing: (serving) => grpc.health.setServing(serving),

@@ -4,6 +4,8 @@ import type { Logger } from "../log/logger.js";
 export interface ReadinessCheck {
   name: string;
   ready(): Promise<boolean> | boolean;
+  /** What the log says about this check while it fails (no secret), e.g. the audit queue's depth. */
+  detail?(): Record<string, unknown>;
 }
 
 /**
@@ -24,6 +26,8 @@ export function monitorReadiness(options: {
   let stopped = false;
   let running = false;
   let lastFailing = "";
+  const details = (failing: string[]) =>
+    Object.fromEntries(options.checks.filter((c) => c.detail && failing.includes(c.name)).map((c) => [c.name, c.detail!()]));
   const round = async () => {
     if (running || stopped) return;
     running = true;
@@ -36,10 +40,10 @@ export function monitorReadiness(options: {
         serving = next;
         options.setServing(next);
         if (next) options.logger.info("ready again: health SERVING");
-        else options.logger.warn({ failing }, "not ready: health NOT_SERVING");
+        else options.logger.warn({ failing, ...details(failing) }, "not ready: health NOT_SERVING");
       } else if (!next && failing.join() !== lastFailing) {
         // Still not serving, for other reasons now (the database is back, the audit writer is still catching up…).
-        options.logger.warn({ failing }, "still not ready: health NOT_SERVING");
+        options.logger.warn({ failing, ...details(failing) }, "still not ready: health NOT_SERVING");
       }
       lastFailing = failing.join();
     } finally {
