@@ -13,6 +13,12 @@ export interface AuditLogOptions {
   commitTimeoutMs?: number;
   /** A write in flight for longer than this counts as a failing database (a stalled server answers nothing). */
   stallMs?: number;
+  /**
+   * A write attempt (or the read-back after one) that has not settled after this long is given up and retried
+   * (default 5 s). Retrying is safe whatever the abandoned attempt still does: each event's place is fixed, and a
+   * chain's segments are insert-once, so a late write and its retry cannot both store.
+   */
+  attemptTimeoutMs?: number;
   /** This process's chain id (tests); a fresh one by default. */
   writer?: string;
   /** Called when a write attempt fails (it is retried until it succeeds). */
@@ -58,6 +64,7 @@ export class AuditLog {
   private failingSince: number | undefined;
   private writeStartedAt: number | undefined;
   private readonly stallMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly maxQueued: number;
   private readonly commitTimeoutMs: number;
   private readonly now: () => Date;
@@ -70,6 +77,7 @@ export class AuditLog {
     this.maxQueued = options.maxQueued ?? 10_000;
     this.commitTimeoutMs = options.commitTimeoutMs ?? 10_000;
     this.stallMs = options.stallMs ?? 2000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 5000;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -194,12 +202,12 @@ export class AuditLog {
     for (let attempt = 0; missing.length; attempt++) {
       this.writeStartedAt = performance.now();
       try {
-        await this.repository.insertMany(missing);
+        await bounded(this.repository.insertMany(missing), this.attemptTimeoutMs, "audit write");
         missing = [];
       } catch (err) {
         this.options.onWriteError?.(err);
         try {
-          missing = await this.notStored(missing);
+          missing = await bounded(this.notStored(missing), this.attemptTimeoutMs, "audit read-back");
         } catch (readErr) {
           this.options.onWriteError?.(readErr);
         }
@@ -254,6 +262,20 @@ function newWriterId(): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * An attempt that has not settled after `ms` fails (seen on a loaded machine after a database restart: an insert
+ * that neither answered nor failed for tens of seconds held the writer, and with it every Proxy call). The abandoned
+ * attempt's own outcome is ignored.
+ */
+function bounded<T>(attempt: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", `${what} took longer than ${ms} ms`)), ms);
+  });
+  attempt.catch(() => undefined);
+  return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The caller stops waiting after `ms`; the event itself stays queued and is stored when the database allows. */

@@ -117,11 +117,33 @@ describe.each(STORE_BACKENDS)("audit log on $name", (backend) => {
     expect(new Set(stored.map((e) => e.path)).size).toBe(31);
     expect(await verifyAuditChain(sut.store.audit, "acme")).toMatchObject({ ok: true, eventsChecked: 31 });
   });
+
+  it("gives up a write that never answers and retries it: the writer recovers and stores each event once", async () => {
+    sut = await backend.open();
+    const faulty = new FaultyAudit(sut.store.audit);
+    const log = new AuditLog(faulty, { attemptTimeoutMs: 200, stallMs: 100 });
+    await log.recordAndWait(entry(0));
+    // The next insert neither answers nor fails (a connection accepted by a restarting server, say).
+    faulty.hangNextInsert = true;
+    const stored = log.recordAndWait(entry(1));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(log.healthy).toBe(false);
+    expect((await stored).sequence).toBe(2);
+    expect(log.healthy).toBe(true);
+    expect(faulty.hung).toBe(1);
+    await log.recordAndWait(entry(2));
+    const events = await allEvents(sut.store.audit, "acme");
+    expect(events.map((e) => e.path)).toEqual([0, 1, 2].map((i) => `/repos/acme/widgets/${i}`));
+    expect(await verifyAuditChain(sut.store.audit, "acme")).toMatchObject({ ok: true, eventsChecked: 3 });
+  });
 });
 
 /** Fault injection: a database that is down (every call fails) while `down` is set. */
 class FaultyAudit implements AuditRepository {
   down = false;
+  /** The next insertMany never settles (and stores nothing). */
+  hangNextInsert = false;
+  hung = 0;
   constructor(private readonly real: AuditRepository) {}
   get keepsEverything() {
     return this.real.keepsEverything;
@@ -138,6 +160,11 @@ class FaultyAudit implements AuditRepository {
   }
   async insertMany(events: AuditRecord[]) {
     this.check();
+    if (this.hangNextInsert) {
+      this.hangNextInsert = false;
+      this.hung++;
+      return new Promise<void>(() => {});
+    }
     return this.real.insertMany(events);
   }
   async get(tenant: string, writer: string, sequence: number) {
