@@ -85,10 +85,10 @@ export const configSchema = z
         /** How long a call waits for its event to be stored before it fails with AUDIT_WRITE_FAILED. */
         commitTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         /** Dev mode's in-memory store keeps only this many recent events (a ring). */
-        devMaxEvents: z.number().int().min(100).max(10_000_000).default(10_000),
+        devMaxEvents: z.number().int().min(100).max(10_000_000).default(2_000),
       })
       .strict()
-      .default({ maxQueued: 10_000, commitTimeoutMs: 10_000, devMaxEvents: 10_000 }),
+      .default({ maxQueued: 10_000, commitTimeoutMs: 10_000, devMaxEvents: 2_000 }),
     capabilities: z
       .object({
         /** Oldest revocation view a broker may decide with; older (database unreachable) refuses with REVOCATIONS_STALE. */

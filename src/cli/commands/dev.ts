@@ -15,7 +15,7 @@ export const devCommand: CliCommand = {
 
 Runs the broker with nothing to set up: an in-memory store (data is lost on exit), a freshly generated
 key-encryption key, loopback addresses only. Give a MongoDB URI (CAPVAULT_MONGODB_URI) to keep data. In memory, the
-audit trail keeps only the last audit.devMaxEvents events (CAPVAULT_AUDIT_DEV_MAX_EVENTS, default 10,000), so a dev
+audit trail keeps only the last audit.devMaxEvents events (CAPVAULT_AUDIT_DEV_MAX_EVENTS, default 2,000), so a dev
 broker runs for days in bounded memory.
 
 It also starts a sandbox on loopback: an OAuth provider and a GitHub-like HTTPS API, with a sample user (alice)
