@@ -23,8 +23,12 @@ export interface ApprovalsOptions {
   /** The broker's HTTP listener as people reach it (http.publicUrl, else the listener's own URL). */
   pageBaseUrl: () => string;
   notifier?: ApprovalNotifier;
+  /** Told of each step, for metrics: held, approved, denied, used, expired (a use found it expired), replayed. */
+  onEvent?: (event: ApprovalEvent) => void;
   now?: () => Date;
 }
+
+export type ApprovalEvent = "held" | "approved" | "denied" | "used" | "expired" | "replayed";
 
 /** What a held call is: the canonical request, where it goes and whose capability asked. */
 export interface HeldCall {
@@ -73,6 +77,7 @@ export class Approvals {
     const reservation = this.options.audit.reserve();
     await this.options.store.insert(record);
     await reservation.commit(this.event(record, "approval_held", { decision: "ok", detail: `approval=${id} reasons=${record.reasons.join("; ")}` }));
+    this.options.onEvent?.("held");
     this.options.notifier?.notify(record, this.linkUrl(id, secret));
     return new CapvaultError("APPROVAL_REQUIRED", undefined, { metadata: { approval_id: id, approval_url: this.pageUrl(id) } });
   }
@@ -102,11 +107,13 @@ export class Approvals {
       case "approved":
         return view;
       case "used":
+        this.options.onEvent?.("replayed");
         throw new CapvaultError("APPROVAL_USED", undefined, { metadata: { approval_id: id } });
       case "denied":
         throw new CapvaultError("APPROVAL_DENIED", undefined, { metadata: { approval_id: id } });
       case "expired":
         await this.options.audit.recordAndWait(this.event(view, "approval_expired", { decision: "deny", reason: "APPROVAL_EXPIRED", detail: `approval=${id}` }));
+        this.options.onEvent?.("expired");
         throw new CapvaultError("APPROVAL_EXPIRED", undefined, { metadata: { approval_id: id } });
       default:
         throw new CapvaultError("APPROVAL_PENDING", undefined, { metadata: { approval_id: id, approval_url: this.pageUrl(id) } });
@@ -118,9 +125,11 @@ export class Approvals {
     const reservation = this.options.audit.reserve();
     if (!(await this.options.store.use({ id: view.id, subject, at: this.now() }))) {
       await reservation.commit(this.event(view, "approval_used", { subject, decision: "deny", reason: "APPROVAL_USED", detail: `approval=${view.id} replay` }));
+      this.options.onEvent?.("replayed");
       throw new CapvaultError("APPROVAL_USED", undefined, { metadata: { approval_id: view.id } });
     }
     await reservation.commit(this.event(view, "approval_used", { subject, decision: "ok", detail: `approval=${view.id}` }));
+    this.options.onEvent?.("used");
   }
 
   /** Approve or deny a pending approval, once; `via` says through which channel. Audited before it is answered. */
@@ -143,6 +152,7 @@ export class Approvals {
     }
     // The decider acts here, with its own capability (an operator's) or the link (the connection's user): its chain.
     await reservation.commit(this.event(view, "approval_decided", { subject: input.by, delegationChain: input.byChain ?? [], decision: input.approve ? "allow" : "deny", detail }));
+    this.options.onEvent?.(input.approve ? "approved" : "denied");
     return (await this.view(id))!;
   }
 

@@ -155,6 +155,7 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
     audit,
     ttlMs: config.approvals.ttlSeconds * 1000,
     pageBaseUrl: () => publicUrl.replace(/\/+$/, ""),
+    onEvent: (event) => metrics.approval(event),
     ...(webhook ? { notifier: webhook } : {}),
   });
   const callback = await startCallbackServer({ addr: httpAddr, oauth, logger, pages: approvalPages(approvals) });

@@ -56,6 +56,12 @@ export class BrokerMetrics {
     labelNames: ["event"] as const,
     registers: [this.registry],
   });
+  private readonly approvals = new Counter({
+    name: "capvault_approvals_total",
+    help: "Step-up approvals by event: held (a call held for a person's approval), approved, denied, used, expired (a use found it expired), replayed (a second use refused).",
+    labelNames: ["event"] as const,
+    registers: [this.registry],
+  });
   private readonly auditWriteFailures = new Counter({
     name: "capvault_audit_write_failures_total",
     help: "Failed audit trail writes (each is retried until it succeeds).",
@@ -114,6 +120,10 @@ export class BrokerMetrics {
 
   poolEvent(event: CapabilityEvent): void {
     this.workerEvents.inc({ event: event.type });
+  }
+
+  approval(event: string): void {
+    this.approvals.inc({ event });
   }
 
   auditWriteFailed(): void {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../src/approvals/approval-webhook.js";
 import { CapvaultClientError, type CapvaultClient } from "../../src/client/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker-harness.js";
+import { parsePrometheusText, seriesValue } from "../support/prometheus-text.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 /**
@@ -35,7 +36,7 @@ beforeAll(async () => {
   t = await startTestBroker({
     exposeSecrets: true,
     policies: { "approvals.datalog": RULE },
-    config: { "approvals.webhookUrl": hooks.url, "approvals.webhookSecret": SECRET },
+    config: { "approvals.webhookUrl": hooks.url, "approvals.webhookSecret": SECRET, "metrics.addr": "127.0.0.1:0" },
   });
   connection = await t.connectAccount("alice");
   agentToken = (
@@ -201,5 +202,20 @@ describe("the approval webhook", () => {
     expect(event).toMatchObject({ type: "approval.requested", id: h.id, method: "GET", path: "/repos/acme/secret/webhook-check", reasons: ["read a secret report"], subject: "report-agent" });
     const secrets = await t.secretsOf(connection);
     for (const secret of [agentToken, ...secrets.accessTokens, ...secrets.refreshTokens]) expect(h.raw.includes(secret)).toBe(false);
+  });
+});
+
+describe("approval metrics", () => {
+  it("count every step of the calls above: 5 held, 1 approved, 1 denied, 1 used, 1 replayed", async () => {
+    const families = parsePrometheusText(await (await fetch(t.broker.metricsUrl!)).text());
+    const count = (event: string) => seriesValue(families, "capvault_approvals_total", { event }) ?? 0;
+    expect({ held: count("held"), approved: count("approved"), denied: count("denied"), used: count("used"), replayed: count("replayed"), expired: count("expired") }).toEqual({
+      held: 5,
+      approved: 1,
+      denied: 1,
+      used: 1,
+      replayed: 1,
+      expired: 0,
+    });
   });
 });
