@@ -97,7 +97,7 @@ export class Approvals {
       view.path === request.path &&
       view.query === request.queryString &&
       view.bodySha256 === sha256(request.body);
-    const sameChain = view.delegationChain.every((rid, i) => decision.revocationIds[i] === rid);
+    const sameChain = coversChain(view.delegationChain, decision.revocationIds);
     if (!sameRequest || !sameChain) {
       throw new CapvaultError("APPROVAL_MISMATCH", sameRequest ? "the approval was given to another capability" : "the approval was given for another request", {
         metadata: { approval_id: id },
@@ -140,11 +140,20 @@ export class Approvals {
   ): Promise<ApprovalView> {
     const view = await this.view(id);
     if (!view || view.tenant !== tenant) throw new CapvaultError("APPROVAL_NOT_FOUND", undefined, { metadata: { approval_id: id } });
+    return this.decideOn(view, input);
+  }
+
+  private async decideOn(
+    view: ApprovalView,
+    input: { approve: boolean; by: string; via: "api" | "page"; note?: string; byChain?: string[] },
+  ): Promise<ApprovalView> {
+    const id = view.id;
     if (view.state === "expired") throw new CapvaultError("APPROVAL_EXPIRED", undefined, { metadata: { approval_id: id } });
     if (view.state !== "pending") throw new CapvaultError("APPROVAL_DECIDED", undefined, { metadata: { approval_id: id, state: view.state } });
     const note = (input.note ?? "").slice(0, 200);
     const reservation = this.options.audit.reserve();
-    const decided = await this.options.store.decide({ id, approved: input.approve, by: input.by, via: input.via, note, at: this.now() });
+    const record = { id, approved: input.approve, by: input.by, via: input.via, note, at: this.now() };
+    const decided = await this.options.store.decide(record);
     const detail = `approval=${id} via=${input.via}${note ? ` note=${JSON.stringify(note)}` : ""}`;
     if (!decided) {
       await reservation.commit(this.event(view, "approval_decided", { subject: input.by, delegationChain: input.byChain ?? [], decision: "error", reason: "APPROVAL_DECIDED", detail }));
@@ -153,13 +162,13 @@ export class Approvals {
     // The decider acts here, with its own capability (an operator's) or the link (the connection's user): its chain.
     await reservation.commit(this.event(view, "approval_decided", { subject: input.by, delegationChain: input.byChain ?? [], decision: input.approve ? "allow" : "deny", detail }));
     this.options.onEvent?.(input.approve ? "approved" : "denied");
-    return (await this.view(id))!;
+    return this.withState(view, record, view.use);
   }
 
   /** Decide through the page: the one-time link secret must match the pending approval's. */
   async decideWithLink(id: string, secret: string, approve: boolean): Promise<ApprovalView> {
     const view = await this.viewWithLink(id, secret);
-    return this.decide(id, view.tenant, { approve, by: "connection user (approval link)", via: "page" });
+    return this.decideOn(view, { approve, by: "connection user (approval link)", via: "page" });
   }
 
   /** The pending approval a link opens, or APPROVAL_LINK_INVALID (forged, already decided or expired: one use only). */
@@ -175,16 +184,25 @@ export class Approvals {
   async view(id: string): Promise<ApprovalView | undefined> {
     if (!/^apr_[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
     const record = await this.options.store.get(id);
-    if (!record) return undefined;
-    const [decision, use] = await Promise.all([this.options.store.decision(id), this.options.store.used(id)]);
-    return { ...record, ...(decision ? { decision } : {}), ...(use ? { use } : {}), state: stateOf(record, decision, use, this.now()) };
+    return record && this.viewOf(record);
+  }
+
+  /** A stored approval with its decision, use and current state. */
+  private async viewOf(record: ApprovalRecord): Promise<ApprovalView> {
+    const [decision, use] = await Promise.all([this.options.store.decision(record.id), this.options.store.used(record.id)]);
+    return this.withState(record, decision, use);
+  }
+
+  private withState(record: ApprovalRecord, decision: ApprovalDecisionRecord | undefined, use: ApprovalUseRecord | undefined): ApprovalView {
+    const { decision: _d, use: _u, state: _s, ...stored } = record as ApprovalView;
+    return { ...stored, ...(decision ? { decision } : {}), ...(use ? { use } : {}), state: stateOf(stored, decision, use, this.now()) };
   }
 
   /** A tenant's approvals, newest first, optionally only those in one state. */
   async list(tenant: string, state: string, limit: number): Promise<ApprovalView[]> {
     const records = await this.options.store.list(tenant, state ? Math.min(limit * 4, 2000) : limit);
-    const views = await Promise.all(records.map((r) => this.view(r.id)));
-    return views.filter((v): v is ApprovalView => v !== undefined && (!state || v.state === state)).slice(0, limit);
+    const views = await Promise.all(records.map((r) => this.viewOf(r)));
+    return views.filter((v) => !state || v.state === state).slice(0, limit);
   }
 
   /** The page where the held request can be read (no secret: this is what the agent is told). */
@@ -215,6 +233,11 @@ export class Approvals {
 /** Why a decision holds the call: each approval rule's reason or capability block, once. */
 export function approvalReasons(decision: AuthorizeOutput): string[] {
   return [...new Set(decision.denials.filter((d) => d.reason === "APPROVAL_REQUIRED").map((d) => d.approval ?? d.rule))];
+}
+
+/** Whether `revocationIds` (a capability's blocks) are `chain` or a narrower capability derived from it. */
+export function coversChain(chain: readonly string[], revocationIds: readonly string[]): boolean {
+  return chain.every((rid, i) => revocationIds[i] === rid);
 }
 
 /** Whether a decision refuses a request only because a person must approve it. */

@@ -150,7 +150,8 @@ export class AuditLog {
   private enqueue(entry: AuditEntry): Promise<AuditRecord> {
     const stored = new Promise<AuditRecord>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
     this.writing ??= this.writeAll();
-    return withTimeout(stored, this.commitTimeoutMs);
+    // The caller stops waiting; the event itself stays queued and is stored when the database allows.
+    return withTimeout(stored, this.commitTimeoutMs, "the audit event was not stored in time");
   }
 
   private async writeAll(): Promise<void> {
@@ -202,12 +203,12 @@ export class AuditLog {
     for (let attempt = 0; missing.length; attempt++) {
       this.writeStartedAt = performance.now();
       try {
-        await bounded(this.repository.insertMany(missing), this.attemptTimeoutMs, "audit write");
+        await withTimeout(this.repository.insertMany(missing), this.attemptTimeoutMs, `audit write took longer than ${this.attemptTimeoutMs} ms`);
         missing = [];
       } catch (err) {
         this.options.onWriteError?.(err);
         try {
-          missing = await bounded(this.notStored(missing), this.attemptTimeoutMs, "audit read-back");
+          missing = await withTimeout(this.notStored(missing), this.attemptTimeoutMs, `audit read-back took longer than ${this.attemptTimeoutMs} ms`);
         } catch (readErr) {
           this.options.onWriteError?.(readErr);
         }
@@ -265,24 +266,14 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * An attempt that has not settled after `ms` fails (seen on a loaded machine after a database restart: an insert
- * that neither answered nor failed for tens of seconds held the writer, and with it every Proxy call). The abandoned
- * attempt's own outcome is ignored.
+ * Fails with AUDIT_WRITE_FAILED after `ms` unless `promise` settled first. Also bounds each write attempt: after a
+ * database restart under load, one insert neither answered nor failed for tens of seconds and held the writer (and
+ * with it every Proxy call); the abandoned attempt's own outcome is ignored.
  */
-function bounded<T>(attempt: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", `${what} took longer than ${ms} ms`)), ms);
-  });
-  attempt.catch(() => undefined);
-  return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The caller stops waiting after `ms`; the event itself stays queued and is stored when the database allows. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", "the audit event was not stored in time")), ms);
+    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

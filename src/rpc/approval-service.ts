@@ -1,4 +1,4 @@
-import type { Approvals, ApprovalView } from "../approvals/approvals.js";
+import { coversChain, type Approvals, type ApprovalView } from "../approvals/approvals.js";
 import { bearerCapability, type CapabilityAuthority } from "../capabilities/capability-authority.js";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type {
@@ -70,7 +70,6 @@ export function createApprovalService(approvals: Approvals, authority: Capabilit
     }),
     decide: unary<DecideRequest, DecideResponse>("Decide", async (req, ctx) => {
       const operator = await authority.requireOperator(ctx, req.tenant, "approve");
-      await found(req.tenant, req.id);
       const view = await approvals.decide(req.id, req.tenant, { approve: req.approve, by: operator.subject, byChain: operator.revocationIds, via: "api", note: req.note });
       return { approval: message(view) };
     }),
@@ -98,7 +97,7 @@ async function mayWait(approvals: Approvals, authority: CapabilityAuthority, ctx
   const notFound = new CapvaultError("APPROVAL_NOT_FOUND", undefined, { metadata: { approval_id: id } });
   if (!view) throw notFound;
   const decision = await authority.decide(token, { operation: "approvals-read", tenant: view.tenant });
-  const heldChain = decision.tenant === view.tenant && view.delegationChain.every((rid, i) => decision.revocationIds[i] === rid);
+  const heldChain = decision.tenant === view.tenant && coversChain(view.delegationChain, decision.revocationIds);
   if (!decision.allowed && !heldChain) throw notFound;
   return view;
 }
