@@ -12,6 +12,8 @@ const REDACT = [
   "id_token",
   "clientSecret",
   "client_secret",
+  "secret",
+  "webhookSecret",
   "authorization",
   "password",
   "privateKey",

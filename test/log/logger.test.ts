@@ -31,4 +31,12 @@ describe("the broker's logger", () => {
     const text = JSON.stringify(lines[0]);
     for (const secret of ["at-secret", "rt-secret", "cs-secret"]) expect(text).not.toContain(secret);
   });
+
+  it("redacts the approval webhook's signing secret wherever a config or option object is logged", () => {
+    const { lines, logger } = capture();
+    logger.info({ approvals: { webhookUrl: "http://127.0.0.1/hooks", webhookSecret: "whsec-at-depth" }, options: { secret: "whsec-plain" } }, "x");
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ["whsec-at-depth", "whsec-plain"]) expect(text).not.toContain(secret);
+    expect(text).toContain("http://127.0.0.1/hooks");
+  });
 });
