@@ -7,8 +7,8 @@
  *
  * A private FerretDB (test/ferretdb/bin/ferretdb, built when missing) on a free loopback port with its own SQLite
  * directory. The trail is filled through the repository's insertMany as group commits of --commit-size events
- * (16; each stored as one segment) with properly chained events (as AuditLog chains them: completeEntry, then
- * hashAuditRecord over the previous hash) of 4 writers in tenant "dev" (80% of the events) and 2 writers in tenant
+ * (16; each stored as one segment) with properly chained events (as AuditLog chains them: auditRecordOf, which
+ * hashes over the previous hash) of 4 writers in tenant "dev" (80% of the events) and 2 writers in tenant
  * "globex" (20%), each writer registered first. At each size, in tenant "dev":
  *   - head       `repository.head(tenant, writer)` (galloping point lookups), a random writer each time
  *   - page       `listAuditPage` with limit 100 from a page token at a random position (what ListAuditEvents does)
@@ -40,7 +40,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { MongoClient } from "mongodb";
-import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "../src/audit/audit-event.js";
+import { auditRecordOf, GENESIS_HASH, type AuditEntry } from "../src/audit/audit-event.js";
 import { listAuditPage } from "../src/audit/audit-pages.js";
 import { verifyAuditChain, verifyEvents } from "../src/audit/verify-audit.js";
 import { AdminServiceClient, type ListAuditEventsResponse } from "../src/gen/capvault/v1/admin.js";
@@ -141,15 +141,7 @@ function nextEvent(chain: Chain, time: Date, n: number): AuditRecord {
     ...(deny ? { reason: "NO_MATCHING_GRANT", detail: "no grant allows GET /repos/acme/widgets/issues" } : { upstreamStatus: 200 }),
     latencyMs: 1 + (n % 7),
   };
-  const record: Omit<AuditRecord, "hash"> = {
-    ...completeEntry(entry),
-    id: randomUUID(),
-    writer: chain.writer,
-    sequence: chain.sequence + 1,
-    time,
-    previousHash: chain.hash,
-  };
-  const full = { ...record, hash: hashAuditRecord(record) };
+  const full = auditRecordOf(entry, { id: randomUUID(), writer: chain.writer, sequence: chain.sequence + 1, time, previousHash: chain.hash });
   chain.sequence = full.sequence;
   chain.hash = full.hash;
   return full;

@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use biscuit_auth::builder::{AuthorizerBuilder, Check, Fact, Policy, Term};
 use biscuit_auth::datalog::RunLimits;
-use biscuit_auth::{error, Algorithm, AuthorizerLimits, Biscuit, PublicKey};
+use biscuit_auth::{error, Algorithm, Authorizer, AuthorizerLimits, Biscuit, PublicKey};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use serde_json::Value;
@@ -60,10 +60,29 @@ fn public_key(hex_key: &str) -> std::result::Result<PublicKey, error::Token> {
 
 // ---- tokens ----
 
-/// A parsed token whose signatures were verified against a root key. Immutable; shared by concurrent authorizations.
+/// A parsed token whose signatures were verified against a root key. Shared by concurrent authorizations.
 #[napi]
 pub struct VerifiedToken {
     biscuit: Arc<Biscuit>,
+    prepared: Arc<Mutex<Option<Prepared>>>,
+}
+
+/// The authorizer built from a token and the organisation policies it was last authorized under, not yet run. Each
+/// authorization clones it and adds its request (AuthorizerBuilder::extend, vendor/CAPVAULT-PATCH.md) instead of
+/// loading the token's blocks into a new authorizer again: the same authorizer, built in the same order.
+struct Prepared {
+    policies: Option<Arc<AuthorizerBuilder>>,
+    authorizer: Arc<Authorizer>,
+}
+
+impl Prepared {
+    fn is_for(&self, policies: &Option<Arc<AuthorizerBuilder>>) -> bool {
+        match (&self.policies, policies) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 #[napi]
@@ -98,7 +117,7 @@ impl Task for VerifyTask {
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(VerifiedToken { biscuit: output })
+        Ok(VerifiedToken { biscuit: output, prepared: Arc::new(Mutex::new(None)) })
     }
 }
 
@@ -286,6 +305,7 @@ impl From<Limits> for AuthorizerLimits {
 
 pub struct AuthorizeTask {
     token: Arc<Biscuit>,
+    prepared: Arc<Mutex<Option<Prepared>>>,
     policies: Option<Arc<AuthorizerBuilder>>,
     request: Arc<Vec<Statement>>,
     params: String,
@@ -312,25 +332,42 @@ impl AuthorizeTask {
                 .map(|(k, v)| term_of(v, 0).map(|t| (k.clone(), t)))
                 .collect::<std::result::Result<HashMap<_, _>, _>>()
                 .map_err(|m| failure("params", serde_json::json!({ "message": m })))?;
-            let mut builder = match &self.policies {
-                Some(template) => AuthorizerBuilder::clone(template),
-                None => AuthorizerBuilder::new(),
-            };
+            let mut request = AuthorizerBuilder::new();
             for statement in bind(&self.request, &params)? {
-                builder = statement.add_to(builder).map_err(|e| binding_error(&e))?;
+                request = statement.add_to(request).map_err(|e| binding_error(&e))?;
             }
             // The configured limits bound the whole run, fact generation included (biscuit-wasm runs fact
             // generation with biscuit's fixed defaults whatever is passed).
-            let result = builder
-                .set_limits(self.limits.into())
-                .build(&self.token)
-                .and_then(|mut authorizer| authorizer.authorize());
+            let request = request.set_limits(self.limits.into());
+            let result = self.prepared().and_then(|prepared| {
+                let mut authorizer = Authorizer::clone(&prepared);
+                request.extend(&mut authorizer)?;
+                authorizer.authorize()
+            });
             let us = started.elapsed().as_micros() as u64;
             Ok(match result {
                 Ok(policy) => serde_json::json!({ "Ok": policy, "us": us }).to_string(),
                 Err(e) => serde_json::json!({ "Err": serde_json::to_value(&e).unwrap_or(Value::Null), "us": us }).to_string(),
             })
         })
+    }
+
+    /// The token's authorizer under these policies (built on first use, kept on the token).
+    fn prepared(&self) -> std::result::Result<Arc<Authorizer>, error::Token> {
+        // The lock is held only to read or replace the Arc: nothing in between can panic.
+        let known = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = known.as_ref().filter(|p| p.is_for(&self.policies)) {
+            return Ok(Arc::clone(&p.authorizer));
+        }
+        drop(known);
+        let builder = match &self.policies {
+            Some(template) => AuthorizerBuilder::clone(template),
+            None => AuthorizerBuilder::new(),
+        };
+        let authorizer = Arc::new(builder.build(&self.token)?);
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Prepared { policies: self.policies.clone(), authorizer: Arc::clone(&authorizer) });
+        Ok(authorizer)
     }
 }
 
@@ -356,6 +393,7 @@ fn authorize_task(
 ) -> AuthorizeTask {
     AuthorizeTask {
         token: Arc::clone(&token.biscuit),
+        prepared: Arc::clone(&token.prepared),
         policies: policies.map(|p| Arc::clone(&p.builder)),
         request: Arc::clone(&request.statements),
         params: params_json,
@@ -363,8 +401,8 @@ fn authorize_task(
     }
 }
 
-/// Authorize one request on a libuv thread: the policy template (cloned) + the request snippet with `paramsJson`
-/// bound, built on the verified token, run with `limits`. Resolves to the outcome JSON: `{"Ok": <policy index>}` or
+/// Authorize one request on a libuv thread: the token's authorizer under the policy template (built once per token,
+/// cloned per request) + the request snippet with `paramsJson` bound, run with `limits`. Resolves to the outcome JSON: `{"Ok": <policy index>}` or
 /// `{"Err": <biscuit error>}`, with `"us"`, the microseconds it took.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn authorize(

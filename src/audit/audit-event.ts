@@ -59,9 +59,21 @@ export function hashAuditRecord(event: Omit<AuditRecord, "hash"> | AuditRecord):
   return hash("sha256", JSON.stringify(canonical), "hex");
 }
 
-/** Fill an entry's optional fields so every stored event has the same shape. */
-export function completeEntry(entry: AuditEntry): Omit<AuditRecord, "id" | "writer" | "sequence" | "time" | "previousHash" | "hash"> {
-  return {
+/** Where an event goes in its chain, fixed when it is chained. */
+export interface ChainPlace {
+  id: string;
+  writer: string;
+  sequence: number;
+  time: Date;
+  previousHash: string;
+}
+
+/**
+ * The stored record of an entry at its place in the chain, hashed: every optional field filled so every stored event
+ * has the same shape. Built as one object literal (not spreads), so every record shares one hidden class.
+ */
+export function auditRecordOf(entry: AuditEntry, place: ChainPlace): AuditRecord {
+  const record: AuditRecord = {
     tenant: entry.tenant,
     action: entry.action,
     subject: entry.subject ?? "",
@@ -75,5 +87,13 @@ export function completeEntry(entry: AuditEntry): Omit<AuditRecord, "id" | "writ
     detail: (entry.detail ?? "").slice(0, 1000),
     upstreamStatus: entry.upstreamStatus ?? 0,
     latencyMs: Math.max(0, Math.round(entry.latencyMs ?? 0)),
+    id: place.id,
+    writer: place.writer,
+    sequence: place.sequence,
+    time: place.time,
+    previousHash: place.previousHash,
+    hash: "",
   };
+  record.hash = hashAuditRecord(record);
+  return record;
 }

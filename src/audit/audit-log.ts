@@ -4,7 +4,7 @@ import type { AuditRecord } from "../store/records.js";
 import type { AuditRepository } from "../store/repositories.js";
 import { groupByChain } from "../store/audit-chains.js";
 import { sameEvent } from "../store/same-audit-event.js";
-import { completeEntry, GENESIS_HASH, hashAuditRecord, type AuditEntry } from "./audit-event.js";
+import { auditRecordOf, GENESIS_HASH, type AuditEntry } from "./audit-event.js";
 
 export interface AuditLogOptions {
   /** Events reserved or waiting to be stored before reserve() refuses new ones (fail closed). */
@@ -173,17 +173,9 @@ export class AuditLog {
     const time = this.now();
     const records: AuditRecord[] = [];
     for (const entry of entries) {
-      await this.registerChain(entry.tenant);
+      if (!this.registered.has(entry.tenant)) await this.registerChain(entry.tenant);
       const head = this.heads.get(entry.tenant) ?? { sequence: 0, hash: GENESIS_HASH };
-      const record: Omit<AuditRecord, "hash"> = {
-        ...completeEntry(entry),
-        id: randomUUID(),
-        writer: this.writer,
-        sequence: head.sequence + 1,
-        time,
-        previousHash: head.hash,
-      };
-      const full: AuditRecord = { ...record, hash: hashAuditRecord(record) };
+      const full = auditRecordOf(entry, { id: randomUUID(), writer: this.writer, sequence: head.sequence + 1, time, previousHash: head.hash });
       this.heads.set(entry.tenant, { sequence: full.sequence, hash: full.hash });
       records.push(full);
     }

@@ -138,6 +138,8 @@ function paramsJson(params: DatalogSnippet["params"]): string {
   }
 }
 
+const NO_STATEMENTS: readonly PolicySet["statements"][number][] = Object.freeze([]);
+
 /** The worker's result as a decision: revocation checked against the live set, refusals explained. */
 function decisionOf(
   result: AuthorizeJobResult,
@@ -148,7 +150,7 @@ function decisionOf(
   if (options.revocations?.isRevoked(result.identity.tenant, result.revocationIds)) {
     throw new RevokedCapabilityError(result.identity.tenant, result.identity.subject, [...result.revocationIds]);
   }
-  const layout = authorizerLayout(policies?.statements ?? [], compiled.allow);
+  const layout = authorizerLayout(policies?.statements ?? NO_STATEMENTS, compiled.allow);
   const allowed = isAllowed(result.outcome, layout);
   const denials = allowed ? [] : denialsOf(result.outcome, layout);
   const reason = primaryReason(denials);

@@ -79,8 +79,8 @@ export function dateParam(value: Date, what: string): { date: string } {
  * already built them with the helpers above; this is the last line of defence for the wasm instance.
  */
 export function assertSafeParams(params: Record<string, unknown>): asserts params is Record<string, DatalogParam> {
-  for (const [name, value] of Object.entries(params)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || !isSafeParam(value, 0)) {
+  for (const name of Object.keys(params)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || !isSafeParam(params[name], 0)) {
       throw new CapvaultError("INTERNAL", undefined, { cause: new Error(`unsafe Datalog parameter ${name}`) });
     }
   }

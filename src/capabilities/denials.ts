@@ -31,6 +31,15 @@ export interface AuthorizerLayout {
  * policy, then `deny if true` (a merged template comes before the request's own code).
  */
 export function authorizerLayout(statements: readonly PolicyStatement[], allow: "grant" | "operator"): AuthorizerLayout {
+  let layouts = knownLayouts.get(statements);
+  if (!layouts) knownLayouts.set(statements, (layouts = {}));
+  return (layouts[allow] ??= layoutOf(statements, allow));
+}
+
+/** Layouts by policy statements (a loaded policy set's statements do not change). */
+const knownLayouts = new WeakMap<readonly PolicyStatement[], { grant?: AuthorizerLayout; operator?: AuthorizerLayout }>();
+
+function layoutOf(statements: readonly PolicyStatement[], allow: "grant" | "operator"): AuthorizerLayout {
   return {
     checks: [...statements.filter((s) => s.kind === "check").map((statement) => ({ kind: "org" as const, statement })), { kind: "tenant" }],
     policies: [

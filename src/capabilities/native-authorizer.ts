@@ -15,16 +15,24 @@ interface KnownToken {
   native: NativeVerifiedToken;
   revocationIds: string[];
   facts: TokenFacts & { identity: NonNullable<TokenFacts["identity"]> };
-  /** How long its last authorization took, in microseconds (Infinity before the first). */
-  lastRunMicros: number;
+  /**
+   * How long its authorizations take, in microseconds: the first measured run, then a moving average (Infinity before
+   * the first, for a token that may run long). Averaged so that one run slowed by the machine (a preempted thread, a
+   * cold cache) does not send the token's next calls through a thread hop, while a token whose runs are long (or
+   * turn long) moves off the event loop within a few calls.
+   */
+  runMicros: number;
 }
 
 /**
- * Authorizations of a token whose last run took less than this run on the event loop: a hop to a libuv thread and
- * back costs ~30 us of latency and CPU, more than a short run. Longer ones (a first use, a token with heavy checks,
- * which an agent can append offline) run on libuv's threads, so one token cannot stall the event loop for long.
+ * Authorizations of a token whose runs take less than this run on the event loop: a hop to a libuv thread and back
+ * costs ~30 us of latency and CPU, more than a short run, and under load the hop waits behind other thread-pool work
+ * (milliseconds). Longer ones (a first use, a token with heavy checks, which an agent can append offline) run on
+ * libuv's threads, so one token cannot stall the event loop for long; each run is bounded by the run limits anyway.
  */
 const INLINE_BELOW_MICROS = 150;
+/** Weight of the newest run in a token's moving average of run times. */
+const RUN_AVERAGE_WEIGHT = 0.25;
 
 /** Options of the native authorizer. */
 export interface NativeAuthorizerOptions {
@@ -87,7 +95,7 @@ export class NativeAuthorizer {
       const request = this.request(job.request.code);
       const params = paramsJson(job.request.params);
       const run = (): Promise<string> | string => {
-        if (token.lastRunMicros >= INLINE_BELOW_MICROS) {
+        if (token.runMicros >= INLINE_BELOW_MICROS) {
           this.offloaded++;
           return this.native.authorize(token.native, policies, request, params, job.limits).catch(fail("datalog"));
         }
@@ -102,7 +110,7 @@ export class NativeAuthorizer {
       let result = JSON.parse(await run()) as Result;
       // A Timeout on a preempted thread says nothing about the token: retried, as the worker path does.
       for (let attempt = 1; attempt < 3 && "Err" in result && isTimeout(result.Err); attempt++) result = JSON.parse(await run()) as Result;
-      token.lastRunMicros = result.us;
+      token.runMicros = Number.isFinite(token.runMicros) ? token.runMicros + RUN_AVERAGE_WEIGHT * (result.us - token.runMicros) : result.us;
       let outcome;
       if ("Ok" in result) outcome = { ok: true as const, policy: result.Ok };
       else {
@@ -167,7 +175,7 @@ export class NativeAuthorizer {
       throw err;
     }
     const facts = decoded.facts as KnownToken["facts"];
-    return { native, revocationIds: native.revocationIds(), facts, lastRunMicros: looksShort(facts) ? 0 : Number.POSITIVE_INFINITY };
+    return { native, revocationIds: native.revocationIds(), facts, runMicros: looksShort(facts) ? 0 : Number.POSITIVE_INFINITY };
   }
 
   private policies(set: PolicySetWire): NativePolicyTemplate {
@@ -254,5 +262,9 @@ function toError(wire: WireError): CapvaultError {
 
 /** Parameters as the native runtime reads them: JSON, with 64-bit integers (bigint) as `{"int": "<decimal>"}`. */
 function paramsJson(params: Record<string, DatalogParam>): string {
-  return JSON.stringify(params, (_key, value: unknown) => (typeof value === "bigint" ? { int: value.toString() } : value));
+  try {
+    return JSON.stringify(params); // the same text as below when there is no bigint (which JSON.stringify refuses)
+  } catch {
+    return JSON.stringify(params, (_key, value: unknown) => (typeof value === "bigint" ? { int: value.toString() } : value));
+  }
 }

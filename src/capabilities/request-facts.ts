@@ -41,23 +41,20 @@ export function compileRequest(req: AccessRequest, now: Date, limits: Capability
   const operation = operationName(req.operation);
   const tenant = identifier(req.tenant, "tenant", limits);
   const params: Record<string, DatalogParam> = { now: dateParam(now, "now"), operation, tenant };
-  const lines = ["time({now});", "operation({operation});", "tenant({tenant});"];
   let method = "";
   let path = "";
   const allow = GRANT_OPERATIONS.has(operation) ? "grant" : "operator";
+  let shape: RequestShape = { allow, queries: 0, bodyFields: 0, approved: false };
 
   if (allow === "grant") {
     method = normaliseMethod(req.method);
     path = assertCanonicalPath(req.path);
     stringParam(path, "path", { maxBytes: limits.maxValueBytes, reason: "PATH_INVALID" });
-    Object.assign(params, {
-      connection: identifier(req.connection, "connection", limits),
-      provider: identifier(req.provider, "provider", limits),
-      host: normaliseHost(req.host),
-      method,
-      path,
-    });
-    lines.push("connection({connection});", "provider({provider});", "host({host});", "method({method});", "path({path});");
+    params.connection = identifier(req.connection, "connection", limits);
+    params.provider = identifier(req.provider, "provider", limits);
+    params.host = normaliseHost(req.host);
+    params.method = method;
+    params.path = path;
 
     const query = req.query ?? [];
     if (!Array.isArray(query) || query.length > limits.maxQueryParams) {
@@ -66,21 +63,51 @@ export function compileRequest(req: AccessRequest, now: Date, limits: Capability
     query.forEach((q, i) => {
       params[`q${i}n`] = stringParam(q?.name, "query name", { maxBytes: limits.maxIdentifierBytes, allowEmpty: true });
       params[`q${i}v`] = stringParam(q?.value, "query value", { maxBytes: limits.maxValueBytes, allowEmpty: true });
-      lines.push(`query({q${i}n}, {q${i}v});`);
     });
 
-    bodyFields(req.body, limits).forEach(([name, value], i) => {
+    const body = bodyFields(req.body, limits);
+    body.forEach(([name, value], i) => {
       params[`b${i}n`] = name;
       params[`b${i}v`] = value;
-      lines.push(`body({b${i}n}, {b${i}v});`);
     });
-    if (req.approved !== true) lines.push(`${UNAPPROVED_FACT};`);
+    shape = { allow, queries: query.length, bodyFields: body.length, approved: req.approved === true };
   }
   // Operator operations get no connection/method/path facts: block checks on them fail, which only restricts.
-
-  lines.push(`${TENANT_CHECK};`, `${allow === "grant" ? GRANT_POLICY : OPERATOR_POLICY};`, `${DEFAULT_DENY};`);
-  return { snippet: { code: lines.join("\n"), params }, allow, operation, tenant, method, path };
+  return { snippet: { code: codeOf(shape), params }, allow, operation, tenant, method, path };
 }
+
+/** What the request's code depends on: its values are all parameters. */
+interface RequestShape {
+  allow: "grant" | "operator";
+  queries: number;
+  bodyFields: number;
+  approved: boolean;
+}
+
+/**
+ * The code of a request of this shape. Requests of one shape share one code string (the native runtime compiles it
+ * once and finds it again by this very string), so a distinct request costs its parameters only.
+ */
+function codeOf(shape: RequestShape): string {
+  const key = `${shape.allow}:${shape.queries}:${shape.bodyFields}:${shape.approved}`;
+  let code = codes.get(key);
+  if (code === undefined) {
+    const lines = ["time({now});", "operation({operation});", "tenant({tenant});"];
+    if (shape.allow === "grant") {
+      lines.push("connection({connection});", "provider({provider});", "host({host});", "method({method});", "path({path});");
+      for (let i = 0; i < shape.queries; i++) lines.push(`query({q${i}n}, {q${i}v});`);
+      for (let i = 0; i < shape.bodyFields; i++) lines.push(`body({b${i}n}, {b${i}v});`);
+      if (!shape.approved) lines.push(`${UNAPPROVED_FACT};`);
+    }
+    lines.push(`${TENANT_CHECK};`, `${shape.allow === "grant" ? GRANT_POLICY : OPERATOR_POLICY};`, `${DEFAULT_DENY};`);
+    code = lines.join("\n");
+    // Bounded by the limits (query parameters and body fields): at most a few thousand shapes.
+    codes.set(key, code);
+  }
+  return code;
+}
+
+const codes = new Map<string, string>();
 
 /**
  * Top-level body fields as `[name, value]` pairs. Strings, booleans and safe integers keep their type; every other

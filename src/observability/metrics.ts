@@ -85,25 +85,26 @@ export class BrokerMetrics {
     this.proxyDuration.observe({ provider, decision: entry.decision }, (entry.latencyMs ?? 0) / 1000);
   }
 
-  /** Time one admission. */
+  /** Time one admission (performance.now(), not prom-client's timers: this runs on every call). */
   async timeAuthorization<T>(admit: () => Promise<T>): Promise<T> {
-    const end = this.authorizationDuration.startTimer();
+    const started = performance.now();
     try {
       return await admit();
     } finally {
-      end();
+      this.authorizationDuration.observe((performance.now() - started) / 1000);
     }
   }
 
   /** Time one upstream call: its outcome is the status class, or `error` when no response came. */
   async timeUpstream<T extends { status: number }>(provider: string, call: () => Promise<T>): Promise<T> {
-    const end = this.upstreamDuration.startTimer({ provider: provider || "none" });
+    const started = performance.now();
+    const observe = (outcome: string) => this.upstreamDuration.observe({ provider: provider || "none", outcome }, (performance.now() - started) / 1000);
     try {
       const response = await call();
-      end({ outcome: `${Math.floor(response.status / 100)}xx` });
+      observe(STATUS_CLASSES[Math.floor(response.status / 100)] ?? `${Math.floor(response.status / 100)}xx`);
       return response;
     } catch (err) {
-      end({ outcome: "error" });
+      observe("error");
       throw err;
     }
   }
@@ -196,3 +197,5 @@ function monotonic(registers: Registry[], name: string, help: string, read: () =
     },
   });
 }
+
+const STATUS_CLASSES: Record<number, string> = { 1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx" };

@@ -200,6 +200,48 @@ describe.runIf(native)("where authorizations run", () => {
   });
 });
 
+describe.runIf(native)("a token's prepared authorizer (built once, cloned per request)", () => {
+  it("carries nothing from one request to the next, and follows the policy set it runs under", async () => {
+    const caps = new Capabilities({ workers: 1, runtime: "native", decisionCacheSize: 0 });
+    try {
+      const plain = await mintAcmeToken({ caps, rootKey, publicKeys }, NOW);
+      const token = (await caps.attenuate(plain, { pathPrefix: "/repos/acme/widgets/" }, publicKeys, NOW)).token;
+      const strict = await caps.policiesFromSources({ "10-no-issue-7.datalog": 'deny if path("/repos/acme/widgets/issues/7");' });
+      const inside = (n: number) => githubRequest({ path: `/repos/acme/widgets/issues/${n}` });
+      const steps: Array<[AccessRequest, Partial<AuthorizeOptions>]> = [
+        [inside(7), {}],
+        [githubRequest({ path: "/repos/acme/gadgets" }), {}],
+        [inside(7), {}],
+        [inside(7), { policies: strict }],
+        [inside(8), { policies: strict }],
+        [inside(7), {}],
+        [githubRequest({ path: "/repos/acme/gadgets" }), { policies: strict }],
+        [inside(7), { now: at(7200) }],
+        [inside(7), {}],
+      ];
+      const outcomes = [];
+      for (const [request, options] of steps) {
+        const [n, w] = await Promise.all([decide(caps, token, request, options), decide(onWasm, token, request, options)]);
+        expect(n).toEqual(w);
+        outcomes.push(n.decision ? (n.decision.allowed ? "allow" : n.decision.reason) : n.reason);
+      }
+      expect(outcomes).toEqual([
+        "allow",
+        "CAPABILITY_CHECK_FAILED",
+        "allow",
+        "POLICY_DENIED",
+        "allow",
+        "allow",
+        "CAPABILITY_CHECK_FAILED",
+        "CAPABILITY_EXPIRED",
+        "allow",
+      ]);
+    } finally {
+      await caps.close();
+    }
+  });
+});
+
 describe.runIf(native)("the native runtime under faults", () => {
   it("a Rust panic rejects that call only: the process and later authorizations go on", async () => {
     await expect(native!.diagnosticPanic()).rejects.toThrow(/"kind":"panic"/);
