@@ -53,7 +53,7 @@ export interface NativeAuthorizerOptions {
  * worker pool.
  */
 export class NativeAuthorizer {
-  private readonly tokens = new Map<string, Promise<KnownToken>>();
+  private readonly tokens = new Map<string, KnownToken | Promise<KnownToken>>();
   private readonly policyTemplates = new Map<string, NativePolicyTemplate>();
   private readonly requestTemplates = new Map<string, NativeRequestTemplate>();
   private readonly tokenCacheSize: number;
@@ -90,7 +90,9 @@ export class NativeAuthorizer {
     this.inFlight++;
     try {
       assertSafeParams(job.request.params);
-      const token = await this.verified(job, digest);
+      const known = this.verified(job, digest);
+      // A verified token is used as is; only a first use (or one still being verified) waits.
+      const token = "native" in known ? known : await known;
       const policies = job.policies ? this.policies(job.policies) : null;
       const request = this.request(job.request.code);
       const params = paramsJson(job.request.params);
@@ -141,7 +143,7 @@ export class NativeAuthorizer {
     return this.tokens.size;
   }
 
-  private verified(job: AuthorizeJob, digest: string): Promise<KnownToken> {
+  private verified(job: AuthorizeJob, digest: string): KnownToken | Promise<KnownToken> {
     const key = `${digest}:${job.key.id}:${job.key.publicKeyHex}`;
     const hit = this.tokens.get(key);
     if (hit) {
@@ -153,7 +155,11 @@ export class NativeAuthorizer {
     this.misses++;
     const pending = this.verify(job);
     this.tokens.set(key, pending);
-    pending.catch(() => this.tokens.get(key) === pending && this.tokens.delete(key));
+    // Once verified, the entry holds the token itself, so that later calls need not wait on a promise.
+    pending.then(
+      (token) => this.tokens.get(key) === pending && this.tokens.set(key, token),
+      () => this.tokens.get(key) === pending && this.tokens.delete(key),
+    );
     while (this.tokens.size > this.tokenCacheSize) this.tokens.delete(this.tokens.keys().next().value as string);
     return pending;
   }
