@@ -89,7 +89,22 @@ export function canonicalizePath(raw: string, limits: PathLimits): CanonicalPath
   // "/a/.." leaves [""]: that is the root.
   const segments = out.length === 1 && out[0] === "" ? [] : out;
   const path = "/" + segments.map(encodeSegment).join("/");
+  if (path.length <= PATH_LIMITS.maxPathLength && segments.length < PATH_LIMITS.maxPathSegments) rememberCanonical(path);
   return Object.freeze({ path, segments: Object.freeze(segments) });
+}
+
+/**
+ * Paths this function produced recently that are within the default limits. Canonicalization is idempotent (see
+ * test/proxy/path-grammar.property.test.ts), so each of them is canonical and {@link isCanonicalPath} need not
+ * canonicalize it again (Proxy canonicalizes a request's path, then authorization asserts it is canonical). Bounded,
+ * oldest first out.
+ */
+const recentCanonical = new Set<string>();
+const RECENT_CANONICAL = 256;
+
+function rememberCanonical(path: string): void {
+  recentCanonical.add(path);
+  if (recentCanonical.size > RECENT_CANONICAL) recentCanonical.delete(recentCanonical.values().next().value as string);
 }
 
 /** Percent-decode one raw segment and refuse what must not hide inside a segment. */
@@ -159,6 +174,7 @@ export function canonicalPath(raw: string): string {
 
 /** Whether `path` is already canonical. */
 export function isCanonicalPath(path: string): boolean {
+  if (recentCanonical.has(path)) return true;
   try {
     return canonicalizePath(path, PATH_LIMITS).path === path;
   } catch {

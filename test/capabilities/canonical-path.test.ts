@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { assertCanonicalPath, canonicalPath, isCanonicalPath, normalisePathPrefix } from "../../src/capabilities/canonical-path.js";
+import { randomUUID } from "node:crypto";
+import { assertCanonicalPath, canonicalizePath, canonicalPath, isCanonicalPath, normalisePathPrefix, PATH_LIMITS } from "../../src/capabilities/canonical-path.js";
 import { expectThrowsReason } from "./fixtures.js";
 
 describe("canonicalPath", () => {
@@ -22,6 +23,20 @@ describe("canonicalPath", () => {
   ])("%s → %s", (raw, canonical) => {
     expect(canonicalPath(raw)).toBe(canonical);
     expect(isCanonicalPath(canonical)).toBe(true);
+  });
+
+  it("recognises canonical paths it never produced, and remembers none beyond the default limits", () => {
+    const fresh = `/never/seen/${randomUUID()}`;
+    expect(isCanonicalPath(fresh)).toBe(true);
+    expect(isCanonicalPath(`${fresh}/../x`)).toBe(false);
+    expect(isCanonicalPath(`/never//${randomUUID()}`)).toBe(false);
+    // Produced under wider limits: canonical in form, but longer than the default limits allow.
+    const long = `/${randomUUID()}/${"a".repeat(PATH_LIMITS.maxPathLength)}`;
+    expect(canonicalizePath(long, { maxPathLength: 2 * PATH_LIMITS.maxPathLength, maxPathSegments: 8 }).path).toBe(long);
+    expect(isCanonicalPath(long)).toBe(false);
+    const deep = "/" + Array.from({ length: PATH_LIMITS.maxPathSegments + 1 }, () => randomUUID().slice(0, 4)).join("/");
+    expect(canonicalizePath(deep, { maxPathLength: PATH_LIMITS.maxPathLength, maxPathSegments: 1000 }).path).toBe(deep);
+    expect(isCanonicalPath(deep)).toBe(false);
   });
 
   it.each([
