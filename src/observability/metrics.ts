@@ -146,7 +146,7 @@ export class BrokerMetrics {
     monotonic(registers, "capvault_decision_cache_hits_total", "Authorizations answered from the decision cache (same token, request and second).", () => sources.decisionCache().hits);
     monotonic(registers, "capvault_decision_cache_misses_total", "Authorizations the capability workers computed.", () => sources.decisionCache().misses);
     gauge(registers, "capvault_capability_runtime_native", "1 when authorizations run on the native runtime (biscuit-auth through Node-API), 0 on the wasm worker pool.", () => (sources.native() ? 1 : 0));
-    monotonic(registers, "capvault_native_authorizations_inline_total", "Native authorizations run on the event loop (tokens whose last run was short).", () => sources.native()?.inline ?? 0);
+    monotonic(registers, "capvault_native_authorizations_inline_total", "Native authorizations run on the event loop (tokens whose runs are short on average).", () => sources.native()?.inline ?? 0);
     monotonic(registers, "capvault_native_authorizations_offloaded_total", "Native authorizations run on libuv threads (first uses, heavy tokens).", () => sources.native()?.offloaded ?? 0);
     monotonic(registers, "capvault_native_authorization_failures_total", "Native authorizations that failed with an error (not a denial): bad token, runtime limits, panics.", () => sources.native()?.failed ?? 0);
     monotonic(registers, "capvault_native_token_cache_hits_total", "Native authorizations of a token already verified and kept.", () => sources.native()?.hits ?? 0);
