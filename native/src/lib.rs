@@ -402,8 +402,8 @@ fn authorize_task(
 }
 
 /// Authorize one request on a libuv thread: the token's authorizer under the policy template (built once per token,
-/// cloned per request) + the request snippet with `paramsJson` bound, run with `limits`. Resolves to the outcome JSON: `{"Ok": <policy index>}` or
-/// `{"Err": <biscuit error>}`, with `"us"`, the microseconds it took.
+/// cloned per request) + the request snippet with `paramsJson` bound, run with `limits`. Resolves to the outcome
+/// JSON: `{"Ok": <policy index>}` or `{"Err": <biscuit error>}`, with `"us"`, the microseconds it took.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn authorize(
     token: &VerifiedToken,

@@ -184,7 +184,6 @@ export class AuditLog {
 
   /** A chain is registered before its first event is stored, so that verification knows every chain exists. */
   private async registerChain(tenant: string): Promise<void> {
-    if (this.registered.has(tenant)) return;
     await this.untilDone(() => this.repository.registerWriter({ tenant, writer: this.writer, startedAt: this.now() }));
     this.registered.add(tenant);
   }

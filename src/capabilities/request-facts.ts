@@ -101,13 +101,16 @@ function codeOf(shape: RequestShape): string {
     }
     lines.push(`${TENANT_CHECK};`, `${shape.allow === "grant" ? GRANT_POLICY : OPERATOR_POLICY};`, `${DEFAULT_DENY};`);
     code = lines.join("\n");
-    // Bounded by the limits (query parameters and body fields): at most a few thousand shapes.
     codes.set(key, code);
+    // A few shapes cover real traffic; an agent cycling through every count of query parameters and body fields
+    // must not grow this without bound.
+    if (codes.size > MAX_CODES) codes.delete(codes.keys().next().value as string);
   }
   return code;
 }
 
 const codes = new Map<string, string>();
+const MAX_CODES = 256;
 
 /**
  * Top-level body fields as `[name, value]` pairs. Strings, booleans and safe integers keep their type; every other

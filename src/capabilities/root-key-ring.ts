@@ -56,7 +56,7 @@ export class RootKeyRing {
   /** Re-read keys from the store. */
   async reload(): Promise<void> {
     const records = await this.store.rootKeys.list();
-    this.publicKeys = records.map((r) => Object.freeze(toPublic(r)));
+    this.publicKeys = records.map(toPublic);
     this.created = new Map(records.map((r) => [r.id, r.createdAt]));
     const newest = selectSigningKey(this.publicKeys);
     if (this.signing?.id !== newest.id) {

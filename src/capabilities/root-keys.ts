@@ -82,12 +82,6 @@ export function verificationKey(keys: readonly RootPublicKey[], id: number | und
   if (!key || key.retired) {
     throw new CapvaultError("CAPABILITY_UNKNOWN_ROOT_KEY", undefined, { metadata: { rootKeyId: String(id ?? "none") } });
   }
-  if (!wellFormedKeys.has(key)) {
-    if (!/^[0-9a-fA-F]{64}$/.test(key.publicKeyHex)) throw new CapvaultError("CONFIG_INVALID", "a root public key must be 32 bytes of hex");
-    if (Object.isFrozen(key)) wellFormedKeys.add(key);
-  }
+  if (!/^[0-9a-fA-F]{64}$/.test(key.publicKeyHex)) throw new CapvaultError("CONFIG_INVALID", "a root public key must be 32 bytes of hex");
   return key;
 }
-
-/** Frozen keys already found well formed (a key ring's keys are checked on every authorization). */
-const wellFormedKeys = new WeakSet<RootPublicKey>();

@@ -98,14 +98,13 @@ export class BrokerMetrics {
   /** Time one upstream call: its outcome is the status class, or `error` when no response came. */
   async timeUpstream<T extends { status: number }>(provider: string, call: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const observe = (outcome: string) => this.upstreamDuration.observe({ provider: provider || "none", outcome }, (performance.now() - started) / 1000);
+    let outcome = "error";
     try {
       const response = await call();
-      observe(STATUS_CLASSES[Math.floor(response.status / 100)] ?? `${Math.floor(response.status / 100)}xx`);
+      outcome = `${Math.floor(response.status / 100)}xx`;
       return response;
-    } catch (err) {
-      observe("error");
-      throw err;
+    } finally {
+      this.upstreamDuration.observe({ provider: provider || "none", outcome }, (performance.now() - started) / 1000);
     }
   }
 
@@ -197,5 +196,3 @@ function monotonic(registers: Registry[], name: string, help: string, read: () =
     },
   });
 }
-
-const STATUS_CLASSES: Record<number, string> = { 1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx" };

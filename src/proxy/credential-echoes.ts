@@ -35,27 +35,37 @@ export function echoFormsOf(secret: string): string[] {
  * {@link echoFormsOf} (a header cannot be partly trusted, so it is dropped rather than rewritten).
  */
 export function withoutCredentialEchoes(headers: readonly Header[], sent: readonly string[]): Header[] {
-  const forms = sent.length === 1 ? knownEchoForms(sent[0]).strings : sent.flatMap(echoFormsOf);
-  return headers.filter((h) => !forms.some((f) => h.value.includes(f)));
+  const { strings } = echoFormsOfAll(sent);
+  return headers.filter((h) => !strings.some((f) => h.value.includes(f)));
+}
+
+/** Echo forms as strings and as UTF-8 bytes, without repeats. */
+interface EchoForms {
+  strings: string[];
+  bytes: Buffer[];
 }
 
 /**
- * The echo forms of the credentials sent recently, as strings and as UTF-8 bytes: a connection's access token is
- * used for many calls in a row, and its forms are the same every time. Bounded (oldest first out); it holds nothing
- * the access-token cache does not already hold in the same process.
+ * The echo forms of every credential sent on a call. A connection's access token is used for many calls in a row
+ * and its forms are the same every time, so they are kept per token for the calls that sent one (the usual case).
+ * Bounded (oldest first out); it holds nothing the access-token cache does not already hold in the same process.
  */
-const recentForms = new Map<string, { strings: string[]; bytes: Buffer[] }>();
-const RECENT_FORMS = 64;
-
-function knownEchoForms(secret: string): { strings: string[]; bytes: Buffer[] } {
-  let known = recentForms.get(secret);
+function echoFormsOfAll(sent: readonly string[]): EchoForms {
+  if (sent.length !== 1) return echoFormsFrom([...new Set(sent.flatMap(echoFormsOf))]);
+  let known = recentForms.get(sent[0]);
   if (!known) {
-    const strings = echoFormsOf(secret);
-    known = { strings, bytes: strings.map((f) => Buffer.from(f, "utf8")) };
-    recentForms.set(secret, known);
+    known = echoFormsFrom(echoFormsOf(sent[0]));
+    recentForms.set(sent[0], known);
     if (recentForms.size > RECENT_FORMS) recentForms.delete(recentForms.keys().next().value as string);
   }
   return known;
+}
+
+const recentForms = new Map<string, EchoForms>();
+const RECENT_FORMS = 64;
+
+function echoFormsFrom(strings: string[]): EchoForms {
+  return { strings, bytes: strings.map((f) => Buffer.from(f, "utf8")) };
 }
 
 /** A whole response body with every credential echo overwritten (see {@link REDACTION_MARKER}). */
@@ -91,7 +101,7 @@ export class CredentialEchoRedactor {
   private runOffset = 0;
 
   constructor(sent: readonly string[]) {
-    this.forms = sent.length === 1 ? knownEchoForms(sent[0]).bytes : [...new Set(sent.flatMap(echoFormsOf))].map((f) => Buffer.from(f, "utf8"));
+    this.forms = echoFormsOfAll(sent).bytes;
   }
 
   /** Take the next chunk; returns the bytes that can no longer be part of an echo, redacted. */
