@@ -16,7 +16,10 @@ out="$(realpath -m "${1:-$here/bin/ferretdb}")"
 cd "$here"
 mkdir -p "$(dirname "$out")"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
+# `go list -m` names the module's folder only once it is extracted: download it first (a fresh module cache).
+go mod download github.com/FerretDB/FerretDB
 src="$(go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)"
+[ -d "$src" ] || { echo "build.sh: FerretDB's module source is not in the module cache" >&2; exit 1; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp -r "$src" "$work/FerretDB"
