@@ -262,9 +262,18 @@ function sleep(ms: number): Promise<void> {
  * with it every Proxy call); the abandoned attempt's own outcome is ignored.
  */
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", message)), ms);
+  // One promise per call (not a race of two and a finally): this runs twice for every Proxy call.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new CapvaultError("AUDIT_WRITE_FAILED", message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
