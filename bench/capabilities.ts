@@ -8,6 +8,8 @@
  *   node --import tsx bench/capabilities.ts [--full] [--workers N] [--runtime native|wasm]
  *
  * Latencies are measured on the main thread, one request at a time, so they include the hand-off to the runtime.
+ * For the native runtime, the time its own run takes (as it reports it, without the call from JavaScript) is printed
+ * too: the figure to compare when the Rust side changes (its allocator, biscuit-auth, native/src/lib.rs).
  */
 import { availableParallelism, loadavg } from "node:os";
 import { Capabilities, type CapabilityRuntime } from "../src/capabilities/capabilities.js";
@@ -28,6 +30,17 @@ const publicKeys = [toPublicKey(rootKey)];
 const caps = new Capabilities({ workers: WORKERS, runtime: RSS_RUNTIME });
 const native = loadNativeBiscuit() ? new Capabilities({ workers: 1, runtime: "native" }) : undefined;
 const wasm = new Capabilities({ workers: WORKERS, runtime: "wasm" });
+/** The native runtime's own run times (ms) of inline authorizations, while this is set. */
+let nativeRuns: number[] | undefined;
+const binding = loadNativeBiscuit();
+if (binding) {
+  const authorizeSync = binding.authorizeSync.bind(binding);
+  binding.authorizeSync = (...args) => {
+    const outcome = authorizeSync(...args);
+    nativeRuns?.push((JSON.parse(outcome) as { us: number }).us / 1000);
+    return outcome;
+  };
+}
 let distinctPath = 0;
 const distinctRequest = (): AccessRequest => ({ ...request, path: `/repos/acme/widgets/issues/${distinctPath++}` });
 const request: AccessRequest = {
@@ -122,10 +135,12 @@ async function main(): Promise<void> {
       const d = await time((first[name] ??= []), () => c.authorize(fresh[i], distinctRequest(), { publicKeys }));
       if (!d.allowed) throw new Error(`bench token denied: ${d.reason}`);
     }
+    const runs: number[] = (nativeRuns = []);
     for (let i = 0; i < 500 * runtimes.length; i++) {
       const [name, c] = runtimes[i % runtimes.length];
       await time((cached[name] ??= []), () => c.authorize(fresh[0], distinctRequest(), { publicKeys }));
     }
+    nativeRuns = undefined;
     for (const [name] of runtimes) {
       medians[name] = { first: stats(first[name]).median, cached: stats(cached[name]).median };
     }
@@ -133,6 +148,7 @@ async function main(): Promise<void> {
       const ratio = (k: "first" | "cached") => (native && name === "native" ? `   native/wasm ${(medians.native[k] / medians.wasm[k]).toFixed(2)}` : "");
       row(`authorize ${blocks}-block, first seen (${name})`, first[name].length, first[name], ratio("first"));
       row(`authorize ${blocks}-block, token cached (${name})`, cached[name].length, cached[name], ratio("cached"));
+      if (name === "native" && runs.length) row(`  of which the native run itself`, runs.length, runs);
     }
   }
   await Promise.all([native?.close(), wasm.close()]);
