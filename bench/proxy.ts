@@ -203,7 +203,10 @@ async function main(): Promise<void> {
     const cli = join(DIST, "cli", "main.js");
     /** A `capvault dev` broker on `store`, with the account connected and a warm 3-block token. */
     const startCapvault = async (store: string) => {
-      const { env, label } = await storeEnv(store);
+      const { env: storeVars, label } = await storeEnv(store);
+      // Its own metrics port: the bench reads the decision cache's hits from it around each segment.
+      const metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
+      const env = { ...storeVars, CAPVAULT_METRICS_ADDR: new URL(metricsUrl).host };
       log(`starting the broker (${label}): node ${[...nodeArgs, relative(REPO_ROOT, cli)].join(" ")} dev`);
       const broker = await startBrokerProcess(
         ["--grpc-addr", "127.0.0.1:0", "--http-addr", `127.0.0.1:${httpPort}`, "--providers-dir", providersDir],
@@ -218,7 +221,7 @@ async function main(): Promise<void> {
       let warm = await operator.mint(connection, "agent-warm");
       warm = await operator.attenuate(warm, BLOCK_2);
       warm = await operator.attenuate(warm, BLOCK_3);
-      return { broker, operator, connection, warm, label };
+      return { broker, operator, connection, warm, label, metricsUrl };
     };
     /** Warm tokens of 1 and 8 blocks, and the POST token (GET and POST, a body caveat): (f), (h), (k). */
     const agentTokens = async (operator: Operator, connection: string) => {
@@ -231,6 +234,13 @@ async function main(): Promise<void> {
       return { one, eight, post };
     };
     const capvault = await startCapvault(STORE);
+    /** The broker's decision-cache hits so far (capvault_decision_cache_hits_total). */
+    const decisionCacheHits = async (): Promise<number> => {
+      const text = await (await fetch(capvault.metricsUrl)).text();
+      const m = /^capvault_decision_cache_hits_total (\d+)/m.exec(text);
+      if (!m) throw new Error("the broker's metrics carry no capvault_decision_cache_hits_total");
+      return Number(m[1]);
+    };
     const { broker, operator, connection, warm } = capvault;
     const storeLabel = capvault.label;
     const agents = await agentTokens(operator, connection);
@@ -328,11 +338,17 @@ async function main(): Promise<void> {
       drain: number;
       /** Calls per second counting the deferred work: calls / (segment + drain). */
       sustained: number;
+      /** Calls made. */
+      calls: number;
+      /** Authorizations the broker answered from its decision cache during the segment (capvault variants). */
+      cacheHits?: number;
     }
 
     const segment = async (v: VariantKey, n: number, conc: number): Promise<Measured> => {
-      await quiesce();
       const pid = server[v];
+      // Read before the idle wait and after the CPU reading, so the scrape's own work is charged to no segment.
+      const hits0 = pid === broker.pid ? await decisionCacheHits() : undefined;
+      await quiesce();
       const cpu0 = pid ? cpuSecondsOf(pid) : 0;
       const main0 = pid ? cpuSecondsOf(pid, pid) : 0;
       const s = await drive(() => calls[v](), n, conc);
@@ -343,6 +359,8 @@ async function main(): Promise<void> {
         ...(pid ? { cpuMs: ((cpuSecondsOf(pid) - cpu0) / n) * 1000, mainCpuMs: ((cpuSecondsOf(pid, pid) - main0) / n) * 1000 } : {}),
         drain,
         sustained: n / (s.seconds + drain),
+        calls: n,
+        ...(hits0 === undefined ? {} : { cacheHits: (await decisionCacheHits()) - hits0 }),
       };
     };
 
@@ -409,6 +427,13 @@ async function main(): Promise<void> {
     p(`(calls/s: while calls run; sustained: counting the deferred work (audit writes) the server does after the last`);
     p(` response until it is idle; server CPU: all threads of the relay or broker process, deferred work included,`);
     p(` and its main thread alone)`);
+    const hitCounts = ORDER.filter((v) => server[v] === broker.pid).map((v) => {
+      const measured = CONCURRENCIES.flatMap((conc) => results[`${v}@${conc}`] ?? []);
+      const hits = measured.reduce((sum, m) => sum + (m.cacheHits ?? 0), 0);
+      const n = measured.reduce((sum, m) => sum + m.calls, 0);
+      return `(${v}) ${hits} of ${n}`;
+    });
+    if (hitCounts.length) p(`decision cache hits during the rounds (capvault_decision_cache_hits_total): ${hitCounts.join(", ")}`);
     const has = (...keys: string[]) => keys.every((k) => results[k]);
     const ratio = (num: string, den: string, f: (s: Measured) => number) => med(num, f) / med(den, f);
     const perRound = (num: string, den: string, f: (s: Measured) => number) => {

@@ -47,7 +47,10 @@ export function accessRequestOf(
   approved = false,
 ): AccessRequest {
   const known = accessRequests.get(request);
-  if (known && known.route === route && known.url === url && known.operation === operation && known.access.approved === approved) return known.access;
+  // `approved` is only present when true (an unapproved request carries no such field).
+  if (known && known.route === route && known.url === url && known.operation === operation && (known.access.approved === true) === approved) {
+    return known.access;
+  }
   const access: AccessRequest = Object.freeze({
     operation,
     tenant: route.tenant,

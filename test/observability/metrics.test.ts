@@ -140,6 +140,16 @@ describe("the metrics endpoint", () => {
     for (const f of forbidden) expect(text.includes(f)).toBe(false);
   });
 
+  it("counts a repeated call answered from the decision cache (the same request within its second)", async () => {
+    const hits = (families: Map<string, MetricFamily>) => seriesValue(families, "capvault_decision_cache_hits_total") ?? 0;
+    const before = await scrape();
+    // Five calls well within two seconds: at most one second boundary falls between them, so at least three of the
+    // four repeats find their second's decision.
+    for (let i = 0; i < 5; i++) expect((await agent.fetch(connection, { path: `${ALLOWED_PATH}/repeated` })).status).toBe(200);
+    const after = await scrape();
+    expect(hits(after.families) - hits(before.families)).toBeGreaterThanOrEqual(3);
+  });
+
   it("serves only GET /metrics", async () => {
     const url = new URL(t.broker.metricsUrl!);
     expect((await fetch(new URL("/", url))).status).toBe(404);
