@@ -234,13 +234,34 @@ async function main(): Promise<void> {
       return { one, eight, post };
     };
     const capvault = await startCapvault(STORE);
-    /** The broker's decision-cache hits so far (capvault_decision_cache_hits_total). */
-    const decisionCacheHits = async (): Promise<number> => {
+    /**
+     * What the broker's own metrics say so far: its decision-cache hits, and the seconds and counts of its Proxy calls
+     * and of their admission and upstream steps (histogram sums and counts, all label sets together).
+     */
+    const brokerCounters = async () => {
       const text = await (await fetch(capvault.metricsUrl)).text();
-      const m = /^capvault_decision_cache_hits_total (\d+)/m.exec(text);
-      if (!m) throw new Error("the broker's metrics carry no capvault_decision_cache_hits_total");
-      return Number(m[1]);
+      const total = (name: string): number => {
+        let sum = 0;
+        let found = false;
+        for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))) {
+          sum += Number(m[1]);
+          found = true;
+        }
+        if (!found) throw new Error(`the broker's metrics carry no ${name}`);
+        return sum;
+      };
+      const step = (name: string) => ({ seconds: total(`${name}_sum`), count: total(`${name}_count`) });
+      return {
+        hits: total("capvault_decision_cache_hits_total"),
+        call: step("capvault_proxy_call_duration_seconds"),
+        admission: step("capvault_proxy_authorization_duration_seconds"),
+        upstream: step("capvault_proxy_upstream_duration_seconds"),
+      };
     };
+    type BrokerCounters = Awaited<ReturnType<typeof brokerCounters>>;
+    /** Mean milliseconds of a step between two readings. */
+    const meanMs = (a: BrokerCounters, b: BrokerCounters, k: "call" | "admission" | "upstream") =>
+      ((b[k].seconds - a[k].seconds) / Math.max(1, b[k].count - a[k].count)) * 1000;
     const { broker, operator, connection, warm } = capvault;
     const storeLabel = capvault.label;
     const agents = await agentTokens(operator, connection);
@@ -342,12 +363,14 @@ async function main(): Promise<void> {
       calls: number;
       /** Authorizations the broker answered from its decision cache during the segment (capvault variants). */
       cacheHits?: number;
+      /** The broker's own mean times of a call and of its admission and upstream steps, ms (capvault variants). */
+      steps?: { call: number; admission: number; upstream: number };
     }
 
     const segment = async (v: VariantKey, n: number, conc: number): Promise<Measured> => {
       const pid = server[v];
       // Read before the idle wait and after the CPU reading, so the scrape's own work is charged to no segment.
-      const hits0 = pid === broker.pid ? await decisionCacheHits() : undefined;
+      const before = pid === broker.pid ? await brokerCounters() : undefined;
       await quiesce();
       const cpu0 = pid ? cpuSecondsOf(pid) : 0;
       const main0 = pid ? cpuSecondsOf(pid, pid) : 0;
@@ -360,7 +383,10 @@ async function main(): Promise<void> {
         drain,
         sustained: n / (s.seconds + drain),
         calls: n,
-        ...(hits0 === undefined ? {} : { cacheHits: (await decisionCacheHits()) - hits0 }),
+        ...(before === undefined ? {} : await brokerCounters().then((after) => ({
+          cacheHits: after.hits - before.hits,
+          steps: { call: meanMs(before, after, "call"), admission: meanMs(before, after, "admission"), upstream: meanMs(before, after, "upstream") },
+        }))),
       };
     };
 
@@ -434,6 +460,20 @@ async function main(): Promise<void> {
       return `(${v}) ${hits} of ${n}`;
     });
     if (hitCounts.length) p(`decision cache hits during the rounds (capvault_decision_cache_hits_total): ${hitCounts.join(", ")}`);
+    // At concurrency 1 only: at 64 every step's time is mostly its wait for the busy event loop.
+    const withSteps = ORDER.filter((v) => server[v] === broker.pid && results[`${v}@1`]?.[0]?.steps);
+    if (withSteps.length) {
+      p();
+      p("the broker's own mean (not median: one slow call moves it) times per call at concurrency 1, ms, from its metrics");
+      p(" (call: to the stored audit event; admission: capability, canonical request, route, authorization; upstream: to");
+      p(" the response head; the rest: credential, response filtering, audit):");
+      for (const v of withSteps) {
+        const rounds = results[`${v}@1`];
+        const step = (k: "call" | "admission" | "upstream") => median(rounds.map((m) => m.steps![k]));
+        const rest = step("call") - step("admission") - step("upstream");
+        p(`  ${VARIANTS[v].padEnd(26)}  call ${step("call").toFixed(3)}   admission ${step("admission").toFixed(3)}   upstream ${step("upstream").toFixed(3)}   rest ${rest.toFixed(3)}`);
+      }
+    }
     const has = (...keys: string[]) => keys.every((k) => results[k]);
     const ratio = (num: string, den: string, f: (s: Measured) => number) => med(num, f) / med(den, f);
     const perRound = (num: string, den: string, f: (s: Measured) => number) => {
