@@ -465,8 +465,8 @@ async function main(): Promise<void> {
     if (withSteps.length) {
       p();
       p("the broker's own mean (not median: one slow call moves it) times per call at concurrency 1, ms, from its metrics");
-      p(" (call: to the stored audit event; admission: capability, canonical request, route, authorization; upstream: to");
-      p(" the response head; the rest: credential, response filtering, audit):");
+      p(" (call: from the request to its audit event, before the event is stored; admission: capability, canonical");
+      p(" request, route, authorization; upstream: to the response head; the rest: credential, response filtering):");
       for (const v of withSteps) {
         const rounds = results[`${v}@1`];
         const step = (k: "call" | "admission" | "upstream") => median(rounds.map((m) => m.steps![k]));
