@@ -47,10 +47,7 @@ export function accessRequestOf(
   approved = false,
 ): AccessRequest {
   const known = accessRequests.get(request);
-  // `approved` is only present when true (an unapproved request carries no such field).
-  if (known && known.route === route && known.url === url && known.operation === operation && (known.access.approved === true) === approved) {
-    return known.access;
-  }
+  if (known && known.route === route && known.url === url && known.operation === operation && known.approved === approved) return known.access;
   const access: AccessRequest = Object.freeze({
     operation,
     tenant: route.tenant,
@@ -63,11 +60,11 @@ export function accessRequestOf(
     body: Object.freeze(Object.fromEntries(request.bodyFields)),
     ...(approved ? { approved } : {}),
   });
-  accessRequests.set(request, { route, url, operation, access });
+  accessRequests.set(request, { route, url, operation, approved, access });
   return access;
 }
 
-const accessRequests = new WeakMap<CanonicalRequest, { route: ConnectionRoute; url: UpstreamUrl; operation: string; access: AccessRequest }>();
+const accessRequests = new WeakMap<CanonicalRequest, { route: ConnectionRoute; url: UpstreamUrl; operation: string; approved: boolean; access: AccessRequest }>();
 
 /** How a Proxy call ended, for its audit event. */
 export interface ProxyOutcome {
