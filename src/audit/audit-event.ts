@@ -25,38 +25,40 @@ export interface AuditEntry {
 /** The hash of the (virtual) event before a tenant's first one. */
 export const GENESIS_HASH = "0".repeat(64);
 
-/** Every field the hash covers, in a fixed order, so an edit to any of them breaks the chain. */
-const HASHED_FIELDS = [
-  "id",
-  "tenant",
-  "sequence",
-  "time",
-  "action",
-  "subject",
-  "delegationChain",
-  "connection",
-  "provider",
-  "method",
-  "path",
-  "decision",
-  "reason",
-  "detail",
-  "upstreamStatus",
-  "latencyMs",
-  "previousHash",
-] as const;
-
 /**
- * SHA-256 over the canonical JSON of the event's hashed fields (the hash field itself excluded). The writer is
- * covered too (appended, so that events of the legacy single chain, writer "", keep their hashes).
+ * SHA-256 over the canonical JSON of the event's hashed fields, in this fixed order (the hash field itself excluded),
+ * so an edit to any of them breaks the chain: id, tenant, sequence, time, action, subject, delegationChain,
+ * connection, provider, method, path, decision, reason, detail, upstreamStatus, latencyMs, previousHash. The writer
+ * is covered too (appended, so that events of the legacy single chain, writer "", keep their hashes). Written out
+ * field by field: this runs for every audit event.
  */
 export function hashAuditRecord(event: Omit<AuditRecord, "hash"> | AuditRecord): string {
-  const canonical: unknown[] = HASHED_FIELDS.map((field) => {
-    const value = event[field];
-    return value instanceof Date ? value.toISOString() : value;
-  });
+  const canonical: unknown[] = [
+    event.id,
+    event.tenant,
+    event.sequence,
+    jsonTime(event.time),
+    event.action,
+    event.subject,
+    event.delegationChain,
+    event.connection,
+    event.provider,
+    event.method,
+    event.path,
+    event.decision,
+    event.reason,
+    event.detail,
+    event.upstreamStatus,
+    event.latencyMs,
+    event.previousHash,
+  ];
   if (event.writer) canonical.push(event.writer);
   return hash("sha256", JSON.stringify(canonical), "hex");
+}
+
+/** A Date as its ISO text; anything else (a record read back with a malformed time) as it is. */
+function jsonTime(time: unknown): unknown {
+  return time instanceof Date ? time.toISOString() : time;
 }
 
 /** Where an event goes in its chain, fixed when it is chained. */

@@ -168,7 +168,8 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
   const connections = new ConnectionDirectory(store.connections, (id) => oauth.provider(id), catalogDir);
   connections.checkProviders(oauth.catalog.list().map((p) => p.id));
   const dispatchers = new UpstreamDispatchers();
-  const canonicalLimits = { maxBodyBytes: config.proxy.maxBodyBytes };
+  // Frozen: the Proxy merges them with the defaults once (canonical-request.ts, upstream-call.ts), not on every call.
+  const canonicalLimits = Object.freeze({ maxBodyBytes: config.proxy.maxBodyBytes });
   const proxy: ProxyDependencies = {
     authority,
     connections,
@@ -177,11 +178,11 @@ export async function startBroker(config: Config, logger: Logger, options: Broke
     audit,
     canonicalLimits,
     canonicalRequests: new CanonicalRequestMemo(canonicalLimits),
-    upstreamLimits: {
+    upstreamLimits: Object.freeze({
       maxResponseBytes: config.proxy.maxResponseBytes,
       maxStreamRequestBytes: config.proxy.maxStreamBodyBytes,
       timeoutMs: config.proxy.upstreamTimeoutMs,
-    },
+    }),
     metrics,
     approvals,
   };

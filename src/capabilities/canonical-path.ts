@@ -110,7 +110,7 @@ function rememberCanonical(path: string): void {
 /** Percent-decode one raw segment and refuse what must not hide inside a segment. */
 function decodeSegment(raw: string): string {
   // RAW_PATH admits only printable ASCII, so without a "%" the raw segment already is its decoded text.
-  if (!raw.includes("%")) return checkDecoded(raw);
+  if (!raw.includes("%")) return checkDecoded(raw, true);
   const bytes: number[] = [];
   for (let i = 0; i < raw.length; i++) {
     if (raw[i] === "%") {
@@ -126,18 +126,23 @@ function decodeSegment(raw: string): string {
   } catch {
     throw invalid("the path contains percent-encoded bytes that are not UTF-8");
   }
-  return checkDecoded(decoded);
+  return checkDecoded(decoded, false);
 }
 
-/** Refuse a decoded segment that hides a separator, a control character or a dot segment. */
-function checkDecoded(decoded: string): string {
+/**
+ * Refuse a decoded segment that hides a separator, a control character or a dot segment. `ascii`: the segment is
+ * known to be ASCII, which Unicode normalization leaves as it is (no ASCII character has a decomposition).
+ */
+function checkDecoded(decoded: string, ascii: boolean): string {
   if (decoded.includes("/")) throw invalid("the path contains an encoded slash (%2F)");
   if (decoded.includes("\\")) throw invalid("the path contains an encoded backslash (%5C)");
   if (CONTROL.test(decoded)) throw invalid("the path contains an encoded control character");
-  const beforeParams = decoded.split(";")[0];
+  const semicolon = decoded.indexOf(";");
+  const beforeParams = semicolon < 0 ? decoded : decoded.slice(0, semicolon);
   if (decoded !== beforeParams && (beforeParams === "." || beforeParams === ".." || beforeParams === "")) {
     throw invalid("the path contains a segment that servers may read as a dot segment ('..;')");
   }
+  if (ascii) return decoded;
   const folded = decoded.normalize("NFKC");
   if (folded !== decoded && (folded.includes("/") || folded.includes("\\") || /^\.{1,2}(;|$)/.test(folded))) {
     throw invalid("the path contains a character that Unicode-normalizes to '/', '\\' or a dot segment");

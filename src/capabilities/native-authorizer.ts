@@ -24,6 +24,13 @@ interface KnownToken {
   runMicros: number;
 }
 
+/** A token kept by its digest: verified (or being verified) under this root key. */
+interface TokenEntry {
+  keyId: number;
+  publicKeyHex: string;
+  token: KnownToken | Promise<KnownToken>;
+}
+
 /**
  * Authorizations of a token whose runs take less than this run on the event loop: a hop to a libuv thread and back
  * costs ~30 us of latency and CPU, more than a short run, and under load the hop waits behind other thread-pool work
@@ -53,7 +60,7 @@ export interface NativeAuthorizerOptions {
  * worker pool.
  */
 export class NativeAuthorizer {
-  private readonly tokens = new Map<string, KnownToken | Promise<KnownToken>>();
+  private readonly tokens = new Map<string, TokenEntry>();
   private readonly policyTemplates = new Map<string, NativePolicyTemplate>();
   private readonly requestTemplates = new Map<string, NativeRequestTemplate>();
   private readonly tokenCacheSize: number;
@@ -144,21 +151,26 @@ export class NativeAuthorizer {
   }
 
   private verified(job: AuthorizeJob, digest: string): KnownToken | Promise<KnownToken> {
-    const key = `${digest}:${job.key.id}:${job.key.publicKeyHex}`;
-    const hit = this.tokens.get(key);
-    if (hit) {
+    // Keyed by the digest alone (its string is the one token-input.ts keeps per token, so its hash is computed once);
+    // the entry says which root key verified it, and a token presented under another key is verified again.
+    const hit = this.tokens.get(digest);
+    if (hit && hit.keyId === job.key.id && hit.publicKeyHex === job.key.publicKeyHex) {
       this.hits++;
-      this.tokens.delete(key);
-      this.tokens.set(key, hit);
-      return hit;
+      this.tokens.delete(digest);
+      this.tokens.set(digest, hit);
+      return hit.token;
     }
     this.misses++;
     const pending = this.verify(job);
-    this.tokens.set(key, pending);
+    const entry: TokenEntry = { keyId: job.key.id, publicKeyHex: job.key.publicKeyHex, token: pending };
+    this.tokens.delete(digest);
+    this.tokens.set(digest, entry);
     // Once verified, the entry holds the token itself, so that later calls need not wait on a promise.
     pending.then(
-      (token) => this.tokens.get(key) === pending && this.tokens.set(key, token),
-      () => this.tokens.get(key) === pending && this.tokens.delete(key),
+      (token) => {
+        if (entry.token === pending) entry.token = token;
+      },
+      () => this.tokens.get(digest) === entry && this.tokens.delete(digest),
     );
     while (this.tokens.size > this.tokenCacheSize) this.tokens.delete(this.tokens.keys().next().value as string);
     return pending;

@@ -49,11 +49,23 @@ export function prepareToken(token: unknown, publicKeys: readonly RootPublicKey[
   const key = verificationKey(publicKeys, input.rootKeyId);
   return {
     bytes: input.bytes,
-    key: { id: key.id, publicKeyHex: key.publicKeyHex.toLowerCase() },
+    key: verifyKeyOf(key),
     blocks: input.blocks,
     digest: input.digest,
     affinity: input.affinity,
   };
+}
+
+/** The verification key a job carries, one frozen object per root key (built once, not on every call). */
+const verifyKeys = new WeakMap<RootPublicKey, { id: number; publicKeyHex: string; verifyKey: VerifyKey }>();
+
+function verifyKeyOf(key: RootPublicKey): VerifyKey {
+  const known = verifyKeys.get(key);
+  // Compared with the key's fields as they are now, in case a key object was edited in place.
+  if (known && known.id === key.id && known.publicKeyHex === key.publicKeyHex) return known.verifyKey;
+  const verifyKey = Object.freeze({ id: key.id, publicKeyHex: key.publicKeyHex.toLowerCase() });
+  verifyKeys.set(key, { id: key.id, publicKeyHex: key.publicKeyHex, verifyKey });
+  return verifyKey;
 }
 
 function decode(token: string, limits: CapabilityLimits): DecodedInput {

@@ -1,8 +1,9 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { AuditEntry } from "../audit/audit-event.js";
 import type { CapabilityEvent } from "../capabilities/capabilities.js";
 import type { NativeAuthorizer } from "../capabilities/native-authorizer.js";
 import type { PoolStats } from "../capabilities/worker-pool.js";
+import { CallCounter, CallHistogram } from "./call-series.js";
 
 /**
  * Every metric the broker serves, in one place. Labels are low-cardinality by construction: a provider id from the
@@ -12,26 +13,27 @@ import type { PoolStats } from "../capabilities/worker-pool.js";
 export class BrokerMetrics {
   readonly registry = new Registry();
 
-  private readonly proxyCalls = new Counter({
+  private readonly proxyCalls = new CallCounter({
     name: "capvault_proxy_calls_total",
     help: "Proxy and ProxyStream calls, by provider, decision (allow, deny, error) and reason (none when allowed and answered).",
     labelNames: ["provider", "decision", "reason"] as const,
     registers: [this.registry],
   });
-  private readonly proxyDuration = new Histogram({
+  private readonly proxyDuration = new CallHistogram({
     name: "capvault_proxy_call_duration_seconds",
     help: "Whole Proxy call, from request to stored audit event, by provider and decision.",
     labelNames: ["provider", "decision"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  private readonly authorizationDuration = new Histogram({
+  private readonly authorizationDuration = new CallHistogram({
     name: "capvault_proxy_authorization_duration_seconds",
     help: "Admission of a Proxy call: authenticate the capability, canonicalize, route and authorize.",
+    labelNames: [],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
-  private readonly upstreamDuration = new Histogram({
+  private readonly upstreamDuration = new CallHistogram({
     name: "capvault_proxy_upstream_duration_seconds",
     help: "One upstream HTTP call (to the response head), by provider and outcome (2xx, 3xx, 4xx, 5xx, error).",
     labelNames: ["provider", "outcome"] as const,
@@ -81,8 +83,8 @@ export class BrokerMetrics {
   /** One finished Proxy call, from its audit entry (only its provider, decision, reason and latency are read). */
   proxyCall(entry: AuditEntry): void {
     const provider = entry.provider || "none";
-    this.proxyCalls.inc({ provider, decision: entry.decision, reason: entry.reason || "none" });
-    this.proxyDuration.observe({ provider, decision: entry.decision }, (entry.latencyMs ?? 0) / 1000);
+    this.proxyCalls.inc(provider, entry.decision, entry.reason || "none");
+    this.proxyDuration.observe((entry.latencyMs ?? 0) / 1000, provider, entry.decision);
   }
 
   /** Time one admission (performance.now(), not prom-client's timers: this runs on every call). */
@@ -104,7 +106,7 @@ export class BrokerMetrics {
       outcome = `${Math.floor(response.status / 100)}xx`;
       return response;
     } finally {
-      this.upstreamDuration.observe({ provider: provider || "none", outcome }, (performance.now() - started) / 1000);
+      this.upstreamDuration.observe((performance.now() - started) / 1000, provider || "none", outcome);
     }
   }
 

@@ -17,34 +17,56 @@ export interface UpstreamUrl {
 
 /**
  * Build the upstream URL from the target's baseUrl (its path prefix kept) and the canonical path and query (checklist
- * items 16-17). The agent never supplies any part of the authority. The final URL is then checked, not trusted:
- * scheme https, no userinfo, host exactly (lower-case) in allowedHosts and never an IP literal in any spelling, port
- * exactly baseUrl's (the default when baseUrl names none), and path and query exactly what was canonicalized.
- * Any failure is UPSTREAM_HOST_FORBIDDEN (fails closed on anything unparseable).
+ * items 16-17). The agent never supplies any part of the authority. The final URL is then checked, not trusted: the
+ * base (once per target) must be https, without userinfo, its host exactly (lower-case) in allowedHosts and never an
+ * IP literal in any spelling; and the WHATWG parse of every final URL must serialize to exactly that base's origin
+ * followed by the path and query that were canonicalized, with no fragment, so that scheme, host, port, path and query
+ * are all the ones checked. Any failure is UPSTREAM_HOST_FORBIDDEN (fails closed on anything unparseable).
  */
 export function buildUpstreamUrl(target: UpstreamTarget, request: Pick<CanonicalRequest, "path" | "queryString">): UpstreamUrl {
-  const base = parsedBaseUrl(target.baseUrl);
-  const prefix = base.pathname.replace(/\/+$/, "");
-  const pathAndQuery = prefix + request.path + (request.queryString === "" ? "" : "?" + request.queryString);
-
-  let url: URL;
+  const base = checkedBase(target);
+  const pathAndQuery = base.prefix + request.path + (request.queryString === "" ? "" : "?" + request.queryString);
+  let href: string;
   try {
-    url = new URL(pathAndQuery, base.origin);
+    href = new URL(pathAndQuery, base.origin).href;
   } catch {
     throw forbidden("the upstream URL does not parse");
   }
-  if (url.protocol !== "https:") throw forbidden("the upstream URL is not https");
-  if (url.username !== "" || url.password !== "" || base.username !== "" || base.password !== "") {
-    throw forbidden("the upstream URL carries userinfo");
+  if (href !== base.origin + pathAndQuery || pathAndQuery.includes("#")) {
+    throw forbidden("the upstream URL does not keep the provider's origin and the canonical path");
   }
-  const hostname = url.hostname.toLowerCase();
+  return Object.freeze({ origin: base.origin, hostname: base.hostname, pathAndQuery, href });
+}
+
+/** A target's base URL, checked: where every upstream URL of the target must stay. */
+interface CheckedBase {
+  /** e.g. "https://api.test:8443" (no default port). */
+  readonly origin: string;
+  readonly hostname: string;
+  /** The base path without trailing slashes ("" or e.g. "/gmail/v1"). */
+  readonly prefix: string;
+}
+
+/** Checked bases of frozen targets (catalog targets are: provider-upstream-target.ts); any other is checked every time. */
+const checkedBases = new WeakMap<UpstreamTarget, CheckedBase>();
+
+function checkedBase(target: UpstreamTarget): CheckedBase {
+  const frozen = Object.isFrozen(target) && Object.isFrozen(target.allowedHosts);
+  const known = frozen ? checkedBases.get(target) : undefined;
+  if (known) return known;
+  const base = parsedBaseUrl(target.baseUrl);
+  if (base.protocol !== "https:") throw forbidden("the upstream URL is not https");
+  if (base.username !== "" || base.password !== "") throw forbidden("the upstream URL carries userinfo");
+  const hostname = base.hostname.toLowerCase();
   if (isIpLiteralHost(hostname) || isIpLiteralHost(rawHost(target.baseUrl))) throw forbidden("the upstream host is an IP literal");
   if (!target.allowedHosts.some((h) => h.toLowerCase() === hostname)) throw forbidden();
-  if (url.port !== base.port) throw forbidden("the upstream port is not the provider's");
-  if (url.pathname + url.search !== pathAndQuery || url.hash !== "") {
-    throw forbidden("the upstream URL does not keep the canonical path");
-  }
-  return Object.freeze({ origin: url.origin, hostname, pathAndQuery, href: url.href });
+  const checked = Object.freeze({
+    origin: base.origin,
+    hostname,
+    prefix: base.pathname.replace(/\/+$/, ""),
+  });
+  if (frozen) checkedBases.set(target, checked);
+  return checked;
 }
 
 const builtFor = new WeakMap<Pick<CanonicalRequest, "path" | "queryString">, { target: UpstreamTarget; url: UpstreamUrl }>();

@@ -72,8 +72,8 @@ const MAX_METHOD_LENGTH = 32;
  * Canonicalize an agent's HttpRequest. Validation failures throw CapvaultError with reason METHOD_INVALID,
  * PATH_INVALID, QUERY_INVALID, HEADER_INVALID, BODY_TOO_LARGE or BODY_INVALID; nothing is repaired silently.
  */
-export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalLimits> = {}): CanonicalRequest {
-  const l: CanonicalLimits = { ...DEFAULT_CANONICAL_LIMITS, ...limits };
+export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalLimits> = DEFAULT_CANONICAL_LIMITS): CanonicalRequest {
+  const l = resolvedLimits(limits);
   const method = canonicalizeMethod(req.method);
   const { path, segments } = canonicalizePath(req.path, l);
   const { params, queryString } = canonicalizeQuery(req.query ?? [], l);
@@ -103,6 +103,19 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
     bodyFields: fields,
   });
 }
+
+/** The defaults overridden by `limits`, merged once per frozen limits object (the broker's is), else every time. */
+function resolvedLimits(limits: Partial<CanonicalLimits>): Readonly<CanonicalLimits> {
+  if (!Object.isFrozen(limits)) return { ...DEFAULT_CANONICAL_LIMITS, ...limits };
+  let merged = mergedLimits.get(limits);
+  if (!merged) {
+    merged = Object.freeze({ ...DEFAULT_CANONICAL_LIMITS, ...limits });
+    mergedLimits.set(limits, merged);
+  }
+  return merged;
+}
+
+const mergedLimits = new WeakMap<Partial<CanonicalLimits>, Readonly<CanonicalLimits>>();
 
 /** Validate an HTTP method (RFC 9110 token) and upper-case it; TRACE, TRACK and CONNECT are refused. */
 export function canonicalizeMethod(raw: string): string {

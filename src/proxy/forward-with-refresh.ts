@@ -28,12 +28,31 @@ export interface ForwardedResponse extends UpstreamResponse {
  * Streaming calls are not retried: their request body cannot be replayed.
  */
 export async function forwardWithRefresh(call: ForwardWithRefresh): Promise<ForwardedResponse> {
-  const { accessToken, refresh, observe = (send) => send(), ...rest } = call;
-  const token = await accessToken();
-  const first = await observe(() => callUpstream({ ...rest, credential: token }));
-  if (!isInvalidTokenResponse(first.status, first.headers)) return { ...first, refreshed: false };
-  const fresh = await refresh(token);
-  if (fresh === token) return { ...first, refreshed: true };
-  const second = await observe(() => callUpstream({ ...rest, credential: fresh }));
-  return { ...second, refreshed: true };
+  const observe = call.observe ?? ((send) => send());
+  const token = await call.accessToken();
+  const first = await observe(() => callUpstream(withCredential(call, token)));
+  if (!isInvalidTokenResponse(first.status, first.headers)) return forwarded(first, false);
+  const fresh = await call.refresh(token);
+  if (fresh === token) return forwarded(first, true);
+  const second = await observe(() => callUpstream(withCredential(call, fresh)));
+  return forwarded(second, true);
+}
+
+/** The upstream call of `call` with this credential (one object literal: this runs on every Proxy call). */
+function withCredential(call: ForwardWithRefresh, credential: string): UpstreamCall {
+  return {
+    target: call.target,
+    request: call.request,
+    url: call.url,
+    credential,
+    dispatcher: call.dispatcher,
+    signal: call.signal,
+    signalCoversDeadline: call.signalCoversDeadline,
+    deadline: call.deadline,
+    limits: call.limits,
+  };
+}
+
+function forwarded(response: UpstreamResponse, refreshed: boolean): ForwardedResponse {
+  return { status: response.status, headers: response.headers, body: response.body, refreshed };
 }

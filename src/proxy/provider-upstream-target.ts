@@ -23,11 +23,13 @@ export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: str
       throw new CapvaultError("CONFIG_INVALID", `provider ${provider.id}: api.caFile cannot be read`, { cause: err });
     }
   }
+  // Frozen all the way down (the CA bytes aside): the Proxy works out what a target implies once per target
+  // (build-upstream-url.ts, upstream-request-headers.ts), which is exact only for a target that cannot change.
   const target: UpstreamTarget = {
     baseUrl: api.baseUrl,
-    allowedHosts: api.allowedHosts.map((h) => h.toLowerCase()),
-    credentialHeader: { name: api.credentialHeader.name, ...(api.credentialHeader.scheme ? { scheme: api.credentialHeader.scheme } : {}) },
-    ...(api.defaultHeaders ? { defaultHeaders: api.defaultHeaders } : {}),
+    allowedHosts: Object.freeze(api.allowedHosts.map((h) => h.toLowerCase())),
+    credentialHeader: Object.freeze({ name: api.credentialHeader.name, ...(api.credentialHeader.scheme ? { scheme: api.credentialHeader.scheme } : {}) }),
+    ...(api.defaultHeaders ? { defaultHeaders: Object.freeze({ ...api.defaultHeaders }) } : {}),
     ...(api.allowPrivateAddresses ? { allowPrivateAddresses: true } : {}),
     ...(ca ? { ca } : {}),
   };
@@ -37,5 +39,5 @@ export function providerUpstreamTarget(provider: ProviderConfig, catalogDir: str
     if (!CapvaultError.is(err, "CONFIG_INVALID")) throw err;
     throw new CapvaultError("CONFIG_INVALID", `provider ${provider.id}: api.${err.message.replace(/^upstream target: /, "")}`);
   }
-  return target;
+  return Object.freeze(target);
 }

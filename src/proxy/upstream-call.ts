@@ -105,7 +105,7 @@ interface Started {
 }
 
 async function start(call: UpstreamCall, body: Buffer | Readable | undefined): Promise<Started> {
-  const limits: UpstreamLimits = { ...DEFAULT_UPSTREAM_LIMITS, ...call.limits };
+  const limits = resolvedLimits(call.limits);
   const url = call.url ?? buildUpstreamUrl(call.target, call.request);
   const headers = buildUpstreamRequestHeaders(call.target, call.request.headers, call.credential);
   const metadata = { host: url.hostname };
@@ -184,13 +184,25 @@ async function start(call: UpstreamCall, body: Buffer | Readable | undefined): P
   return {
     status: res.statusCode,
     headers: filterResponseHeaders(responseHeaderEntries(res.headers), call.target.extraResponseHeaders),
-    get body() {
-      return read();
-    },
+    body: { [Symbol.asyncIterator]: read },
     collect,
     release,
   };
 }
+
+/** The limits of a call: the defaults, overridden (merged once per frozen overrides object: the broker's are). */
+function resolvedLimits(overrides: Partial<UpstreamLimits> | undefined): Readonly<UpstreamLimits> {
+  if (!overrides) return DEFAULT_UPSTREAM_LIMITS;
+  if (!Object.isFrozen(overrides)) return { ...DEFAULT_UPSTREAM_LIMITS, ...overrides };
+  let limits = mergedLimits.get(overrides);
+  if (!limits) {
+    limits = Object.freeze({ ...DEFAULT_UPSTREAM_LIMITS, ...overrides });
+    mergedLimits.set(overrides, limits);
+  }
+  return limits;
+}
+
+const mergedLimits = new WeakMap<Partial<UpstreamLimits>, Readonly<UpstreamLimits>>();
 
 /** Count a streamed request body and stop it, with BODY_TOO_LARGE, at the first chunk past the cap. */
 async function* cappedRequestBody(body: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Buffer> {

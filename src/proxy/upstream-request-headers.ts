@@ -24,20 +24,16 @@ export function buildUpstreamRequestHeaders(
   agentHeaders: readonly CanonicalHeader[],
   credential: string,
 ): string[] {
-  const credentialName = target.credentialHeader.name.toLowerCase();
+  const { credentialName, defaults } = targetHeadersOf(target);
   const out: string[] = [];
   const sent = new Set<string>();
-  for (const h of forwardableAgentHeaders(agentHeaders)) {
+  for (const h of agentHeaders.length === 0 ? agentHeaders : forwardableAgentHeaders(agentHeaders)) {
     if (h.name === credentialName) continue;
     out.push(h.name, h.value);
     sent.add(h.name);
   }
-  for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
-    const n = name.toLowerCase();
-    // assertUpstreamTarget refuses such defaults at catalog load; skipping them here too keeps one credential.
-    if (n === credentialName || sent.has(n) || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n) || BODY_HEADERS.has(n)) continue;
-    if (!isHttpToken(n) || !isFieldValue(value)) continue;
-    out.push(n, value);
+  for (let i = 0; i < defaults.length; i += 2) {
+    if (!sent.has(defaults[i])) out.push(defaults[i], defaults[i + 1]);
   }
   // An unencoded response body, so that echoed credentials can be found in it (credential-echoes.ts).
   if (credentialName !== "accept-encoding") out.push("accept-encoding", "identity");
@@ -48,4 +44,31 @@ export function buildUpstreamRequestHeaders(
   }
   out.push(credentialName, value);
   return out;
+}
+
+/** What a target adds to every request: its credential header's name and its usable default headers (flat pairs). */
+interface TargetHeaders {
+  readonly credentialName: string;
+  readonly defaults: readonly string[];
+}
+
+/** Worked out once per frozen target (catalog targets are: provider-upstream-target.ts), every time for any other. */
+const targetHeaders = new WeakMap<UpstreamTarget, TargetHeaders>();
+
+function targetHeadersOf(target: UpstreamTarget): TargetHeaders {
+  const frozen = Object.isFrozen(target) && Object.isFrozen(target.credentialHeader) && (!target.defaultHeaders || Object.isFrozen(target.defaultHeaders));
+  const known = frozen ? targetHeaders.get(target) : undefined;
+  if (known) return known;
+  const credentialName = target.credentialHeader.name.toLowerCase();
+  const defaults: string[] = [];
+  for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
+    const n = name.toLowerCase();
+    // assertUpstreamTarget refuses such defaults at catalog load; skipping them here too keeps one credential.
+    if (n === credentialName || isHopByHopHeader(n) || DROPPED_AGENT_HEADERS.has(n) || BODY_HEADERS.has(n)) continue;
+    if (!isHttpToken(n) || !isFieldValue(value)) continue;
+    defaults.push(n, value);
+  }
+  const headers = { credentialName, defaults };
+  if (frozen) targetHeaders.set(target, headers);
+  return headers;
 }

@@ -175,6 +175,24 @@ describe.runIf(native)("the native runtime decides exactly as the wasm worker pa
   });
 });
 
+describe.runIf(native)("the verified-token cache", () => {
+  it("keeps a token for the root key that verified it: under another key with the same id it is verified again, and refused", async () => {
+    const caps = new Capabilities({ workers: 1, runtime: "native", decisionCacheSize: 0 });
+    try {
+      const token = await mintAcmeToken({ caps, rootKey, publicKeys }, NOW);
+      const request = githubRequest({ path: "/repos/acme/widgets/issues/7" });
+      expect((await caps.authorize(token, request, { publicKeys, now: at(60) })).allowed).toBe(true);
+      const impostor = [{ ...toPublicKey(generateRootKey(rootKey.id)), id: publicKeys[0].id }];
+      expect(impostor[0].publicKeyHex).not.toBe(publicKeys[0].publicKeyHex);
+      await expect(caps.authorize(token, request, { publicKeys: impostor, now: at(60) })).rejects.toMatchObject({ reason: "CAPABILITY_SIGNATURE_INVALID" });
+      expect((await caps.authorize(token, request, { publicKeys, now: at(60) })).allowed).toBe(true);
+      expect(caps.native!.misses).toBe(3);
+    } finally {
+      await caps.close();
+    }
+  });
+});
+
 describe.runIf(native)("where authorizations run", () => {
   it("a token in capvault's own vocabulary runs inline from its first use; one with many checks is measured off the event loop first", async () => {
     const caps = new Capabilities({ workers: 1, runtime: "native", decisionCacheSize: 0 });

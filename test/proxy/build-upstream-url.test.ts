@@ -89,3 +89,32 @@ describe("upstreamUrlFor", () => {
     for (let i = 0; i < 2; i++) expect(() => upstreamUrlFor(target("https://127.0.0.1", ["127.0.0.1"]), request)).toThrow(CapvaultError);
   });
 });
+
+describe("buildUpstreamUrl and the URL parser", () => {
+  it("refuses a path or query the WHATWG parser would send elsewhere or rewrite", () => {
+    const github = target("https://api.github.com");
+    for (const path of ["/a/../b", "/a/./b", "/a/%2e%2e/b", "/x#frag", "/\\evil.test/x", "evil", "/a\tb"]) forbidden(github, path);
+    forbidden(github, "/x", "a=1#frag");
+  });
+  it("keeps the base path, port and host whatever the path, and checks the base once per target", () => {
+    const t = target("https://api.test:8443/v1/", ["api.test"]);
+    expect(buildUpstreamUrl(t, { path: "/a", queryString: "" })).toEqual({
+      origin: "https://api.test:8443",
+      hostname: "api.test",
+      pathAndQuery: "/v1/a",
+      href: "https://api.test:8443/v1/a",
+    });
+    expect(buildUpstreamUrl(t, { path: "/b", queryString: "x=1" }).href).toBe("https://api.test:8443/v1/b?x=1");
+  });
+});
+
+describe("buildUpstreamUrl and the target it is given", () => {
+  it("checks an unfrozen target's base every time (it may have changed), a frozen one's once", () => {
+    const open = { ...target("https://api.github.com"), allowedHosts: ["api.github.com"] } as { -readonly [K in keyof UpstreamTarget]: UpstreamTarget[K] };
+    expect(buildUpstreamUrl(open, { path: "/x", queryString: "" }).origin).toBe("https://api.github.com");
+    open.baseUrl = "https://evil.test";
+    forbidden(open);
+    const frozen = Object.freeze({ ...target("https://api.github.com"), allowedHosts: Object.freeze(["api.github.com"]) });
+    for (let i = 0; i < 2; i++) expect(buildUpstreamUrl(frozen, { path: `/x${i}`, queryString: "" }).href).toBe(`https://api.github.com/x${i}`);
+  });
+});

@@ -35,6 +35,11 @@ describe("CanonicalRequestMemo", () => {
       request({ query: [{ name: "state=open&page", value: "2" }] }),
       request({ headers: [] }),
       request({ headers: [{ name: "accept", value: "text/plain" }] }),
+      // fields whose concatenation would be the same without each field's length
+      request({ connection: "conn_1G", method: "ET" }),
+      request({ query: [{ name: "state", value: "open1:x" }] }),
+      request({ query: [{ name: "state", value: "open" }, { name: "x", value: "" }] }),
+      request({ query: [], headers: [{ name: "state", value: "open" }, { name: "accept", value: "application/json" }] }),
     ];
     const results = variants.map((v) => memo.canonicalize(v));
     expect(new Set(results).size).toBe(variants.length);

@@ -76,3 +76,20 @@ describe("buildUpstreamRequestHeaders", () => {
     }
   });
 });
+
+describe("buildUpstreamRequestHeaders and the target it is given", () => {
+  it("works a frozen target's defaults out once, and an unfrozen target's every time (it may have changed)", () => {
+    const frozen: UpstreamTarget = Object.freeze({
+      ...bearer,
+      credentialHeader: Object.freeze({ ...bearer.credentialHeader }),
+      defaultHeaders: Object.freeze({ "X-A": "1" }),
+    });
+    for (let i = 0; i < 2; i++) expect(pairs(buildUpstreamRequestHeaders(frozen, [], "t"))).toContainEqual(["x-a", "1"]);
+    const open: { -readonly [K in keyof UpstreamTarget]: UpstreamTarget[K] } = { ...bearer, defaultHeaders: { "X-A": "1" } };
+    expect(pairs(buildUpstreamRequestHeaders(open, [], "t"))).toContainEqual(["x-a", "1"]);
+    open.defaultHeaders = { "X-B": "2" };
+    const after = pairs(buildUpstreamRequestHeaders(open, [], "t"));
+    expect(after).toContainEqual(["x-b", "2"]);
+    expect(after.some(([n]) => n === "x-a")).toBe(false);
+  });
+});

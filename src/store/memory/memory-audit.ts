@@ -57,7 +57,7 @@ export class MemoryAudit implements AuditRepository {
       }
       for (const e of fresh) {
         const k = key(e.tenant, e.writer, e.sequence);
-        this.events.set(k, JSON.stringify({ ...e, time: e.time.getTime() }));
+        this.events.set(k, JSON.stringify(e)); // the time as its ISO text (Date's toJSON), read back by fromJson
         this.order.push(k);
       }
       if (fresh.length) this.heads.set(chain, fresh[fresh.length - 1].sequence);
@@ -121,6 +121,6 @@ export class MemoryAudit implements AuditRepository {
 }
 
 function fromJson(stored: string): AuditRecord {
-  const event = JSON.parse(stored) as Omit<AuditRecord, "time"> & { time: number };
+  const event = JSON.parse(stored) as Omit<AuditRecord, "time"> & { time: string };
   return { ...event, time: new Date(event.time) };
 }
