@@ -58,8 +58,14 @@ export function hashAuditRecord(event: Omit<AuditRecord, "hash"> | AuditRecord):
 
 /** A Date as its ISO text; anything else (a record read back with a malformed time) as it is. */
 function jsonTime(time: unknown): unknown {
-  return time instanceof Date ? time.toISOString() : time;
+  if (!(time instanceof Date)) return time;
+  // A batch of events shares one time (audit-log.ts): its text is written once.
+  const ms = time.getTime();
+  if (ms !== lastTime.ms) lastTime = { ms, iso: time.toISOString() };
+  return lastTime.iso;
 }
+
+let lastTime = { ms: NaN, iso: "" };
 
 /** Where an event goes in its chain, fixed when it is chained. */
 export interface ChainPlace {

@@ -5,7 +5,7 @@ import type { Header } from "../gen/capvault/v1/common.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
 import type { CanonicalRequest } from "./canonical-request.js";
 import { filterResponseHeaders, responseHeaderEntries } from "./response-header-allowlist.js";
-import { callerDeadline, upstreamDeadline } from "./upstream-deadline.js";
+import { callerDeadline, upstreamDeadline, type CancelSignal } from "./upstream-deadline.js";
 import { toUpstreamError } from "./upstream-error.js";
 import { buildUpstreamRequestHeaders } from "./upstream-request-headers.js";
 import type { UpstreamTarget } from "./upstream-target.js";
@@ -39,7 +39,7 @@ export interface UpstreamCall {
   /** A fenced dispatcher (fenced-dispatcher.ts) matching the target. */
   readonly dispatcher: Dispatcher;
   /** Cancellation of the RPC. */
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
   /**
    * Whether `signal` already aborts when `deadline` passes (a gRPC call context's does): then the call needs no timer
    * and abort signal of its own, and a deadline abort is reported with the signal's reason.

@@ -1,8 +1,15 @@
+import type { EventEmitter } from "node:events";
 import { CapvaultError } from "../errors/capvault-error.js";
+
+/**
+ * A cancellation signal as undici takes one: an AbortSignal, or an EventEmitter with the same `aborted`, `reason`
+ * and "abort" event (the gRPC call's CallCancellation, src/server/call-context.ts).
+ */
+export type CancelSignal = AbortSignal | (EventEmitter & { readonly aborted: boolean; readonly reason: unknown });
 
 /** The abort signal that bounds one upstream call, and how to let go of it. */
 export interface UpstreamDeadline {
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   /** Clear the timer and stop listening to the caller's signal. Idempotent. */
   dispose(): void;
 }
@@ -14,7 +21,7 @@ export interface UpstreamDeadline {
  * `AbortSignal.timeout`), CANCELLED when the caller cancelled, or the caller's own CapvaultError reason.
  * Throws at once if the deadline has already passed or the caller has already cancelled.
  */
-export function upstreamDeadline(callerSignal: AbortSignal | undefined, deadline: number | undefined, fallbackMs: number): UpstreamDeadline {
+export function upstreamDeadline(callerSignal: CancelSignal | undefined, deadline: number | undefined, fallbackMs: number): UpstreamDeadline {
   if (callerSignal?.aborted) throw reasonFor(callerSignal.reason);
   const ms = deadline === undefined ? fallbackMs : deadline - Date.now();
   if (ms <= 0) throw new CapvaultError("UPSTREAM_TIMEOUT");
@@ -22,12 +29,12 @@ export function upstreamDeadline(callerSignal: AbortSignal | undefined, deadline
   const timer = setTimeout(() => controller.abort(new CapvaultError("UPSTREAM_TIMEOUT")), ms);
   timer.unref();
   const onAbort = () => controller.abort(reasonFor(callerSignal?.reason));
-  callerSignal?.addEventListener("abort", onAbort, { once: true });
+  const stopListening = callerSignal ? listenForAbort(callerSignal, onAbort) : () => {};
   return {
     signal: controller.signal,
     dispose() {
       clearTimeout(timer);
-      callerSignal?.removeEventListener("abort", onAbort);
+      stopListening();
     },
   };
 }
@@ -36,10 +43,20 @@ export function upstreamDeadline(callerSignal: AbortSignal | undefined, deadline
  * The caller's own signal, when it already aborts at `deadline` (see UpstreamCall.signalCoversDeadline): nothing to
  * set up or release. Throws at once if the deadline has passed or the caller has cancelled.
  */
-export function callerDeadline(callerSignal: AbortSignal, deadline: number): UpstreamDeadline {
+export function callerDeadline(callerSignal: CancelSignal, deadline: number): UpstreamDeadline {
   if (callerSignal.aborted) throw reasonFor(callerSignal.reason);
   if (deadline - Date.now() <= 0) throw new CapvaultError("UPSTREAM_TIMEOUT");
   return { signal: callerSignal, dispose() {} };
+}
+
+/** Call `onAbort` once when `signal` aborts; returns how to stop listening. */
+function listenForAbort(signal: CancelSignal, onAbort: () => void): () => void {
+  if ("addEventListener" in signal) {
+    signal.addEventListener("abort", onAbort, { once: true });
+    return () => signal.removeEventListener("abort", onAbort);
+  }
+  signal.once("abort", onAbort);
+  return () => signal.removeListener("abort", onAbort);
 }
 
 function reasonFor(reason: unknown): CapvaultError {

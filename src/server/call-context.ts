@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { AccessFields } from "../observability/access-log.js";
 import type {
@@ -15,6 +16,24 @@ export type ServerCall =
   | ServerWritableStream<any, any>
   | ServerDuplexStream<any, any>;
 
+/**
+ * A call's cancellation as an EventEmitter signal: `aborted`, `reason` and one "abort" event, which undici takes as a
+ * request's signal, as the upstream steps do (upstream-deadline.ts). Not an AbortSignal: Node makes each AbortSignal
+ * in dictionary mode, so creating one and reading it costs microseconds, and every Proxy call needs one.
+ */
+export class CallCancellation extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  /** Abort once with `reason` (later calls do nothing). */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
+  }
+}
+
 /** What a handler knows about the call besides its request: metadata, the caller's deadline, and cancellation. */
 export interface CallContext {
   metadata: Metadata;
@@ -22,7 +41,9 @@ export interface CallContext {
    * Aborted when the client cancels (reason: CapvaultError CANCELLED) or the deadline passes (DEADLINE_EXCEEDED), so
    * work handed this signal stops by the caller's deadline without a timer of its own.
    */
-  signal: AbortSignal;
+  readonly signal: AbortSignal;
+  /** The same cancellation, cheaper to hand to undici and the upstream steps (see CallCancellation). */
+  readonly cancellation: CallCancellation;
   /** The caller's deadline, if it set one. */
   deadline?: Date;
   peer: string;
@@ -36,32 +57,53 @@ export interface CallContext {
 
 /** Build the context of a server call. */
 export function callContext(call: ServerCall): CallContext {
-  const controller = new AbortController();
-  const onCancelled = () => controller.abort(new CapvaultError("CANCELLED"));
-  // grpc-js also emits "cancelled" after a call it has answered normally: finished() stops listening first.
-  (call as ServerUnaryCall<unknown, unknown>).once("cancelled", onCancelled);
-  const raw = call.getDeadline();
-  const deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
-  let timer: NodeJS.Timeout | undefined;
-  if (deadline) {
-    timer = setTimeout(() => controller.abort(new CapvaultError("DEADLINE_EXCEEDED")), Math.max(0, deadline.getTime() - Date.now()));
-    timer.unref(); // finished() clears it; after a cancellation it fires into an aborted controller, which is a no-op
+  return new ServerCallContext(call);
+}
+
+class ServerCallContext implements CallContext {
+  readonly metadata: Metadata;
+  readonly cancellation = new CallCancellation();
+  readonly deadline: Date | undefined;
+  readonly peer: string;
+  readonly access: AccessFields = {};
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly onCancelled = () => this.cancellation.abort(new CapvaultError("CANCELLED"));
+  private controller: AbortController | undefined;
+
+  constructor(private readonly call: ServerCall) {
+    this.metadata = call.metadata;
+    this.peer = call.getPeer();
+    // grpc-js also emits "cancelled" after a call it has answered normally: finished() stops listening first.
+    (call as ServerUnaryCall<unknown, unknown>).once("cancelled", this.onCancelled);
+    const raw = call.getDeadline();
+    this.deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
+    if (this.deadline) {
+      const cancellation = this.cancellation;
+      this.timer = setTimeout(() => cancellation.abort(new CapvaultError("DEADLINE_EXCEEDED")), Math.max(0, this.deadline.getTime() - Date.now()));
+      this.timer.unref(); // finished() clears it; after a cancellation it fires into an aborted cancellation: a no-op
+    }
   }
-  return {
-    metadata: call.metadata,
-    signal: controller.signal,
-    deadline,
-    peer: call.getPeer(),
-    access: {},
-    finished() {
-      clearTimeout(timer);
-      (call as ServerUnaryCall<unknown, unknown>).removeListener("cancelled", onCancelled);
-    },
-    bearerToken() {
-      const values = call.metadata.get("authorization");
-      if (values.length !== 1 || typeof values[0] !== "string") return undefined;
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
-      return m?.[1];
-    },
-  };
+
+  /** An AbortSignal that follows `cancellation`, made on first use. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = (this.controller = new AbortController());
+      const cancellation = this.cancellation;
+      if (cancellation.aborted) controller.abort(cancellation.reason);
+      else cancellation.once("abort", () => controller.abort(cancellation.reason));
+    }
+    return this.controller.signal;
+  }
+
+  finished(): void {
+    clearTimeout(this.timer);
+    (this.call as ServerUnaryCall<unknown, unknown>).removeListener("cancelled", this.onCancelled);
+  }
+
+  bearerToken(): string | undefined {
+    const values = this.call.metadata.get("authorization");
+    if (values.length !== 1 || typeof values[0] !== "string") return undefined;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
+    return m?.[1];
+  }
 }

@@ -182,6 +182,16 @@ describe("ProxyStream deadline and cancellation reach the upstream", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("a unary Proxy call whose deadline passes before the upstream answers aborts the upstream request too", async () => {
+    const closed = t.upstream.nextSocketClose();
+    const started = Date.now();
+    const err = await agent.fetch(connection, { path: "/hang", timeoutMs: 800 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CapvaultClientError);
+    expect((err as CapvaultClientError).code).toBe(status.DEADLINE_EXCEEDED);
+    await closed;
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it("a deadline that passes while the body streams aborts the upstream request", async () => {
     const closed = t.upstream.nextSocketClose();
     const res = await agent.stream(connection, { path: "/slow", timeoutMs: 1000 });
