@@ -83,8 +83,8 @@ export async function authorize(
 /** Everything the worker's authorizer reads, as one string (see decision-cache.ts for why this key is exact). */
 function decisionKey(prepared: PreparedToken, limits: CapabilityLimits, policies: PolicySetWire | undefined, requestKey: string): string {
   const run = limits.run;
-  return [prepared.digest, prepared.key.id, prepared.key.publicKeyHex, limits.maxBlocks, policies?.id ?? "",
-    run.maxFacts, run.maxIterations, run.maxTimeMicros, requestKey].join("\u0000");
+  // The token's bytes and verifying key by their cache id (token-input.ts): short, so the key is cheap to hash.
+  return [prepared.cacheId, limits.maxBlocks, policies?.id ?? "", run.maxFacts, run.maxIterations, run.maxTimeMicros, requestKey].join("\u0000");
 }
 
 interface CompiledFor {

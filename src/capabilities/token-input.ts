@@ -14,6 +14,11 @@ export interface PreparedToken {
   digest: string;
   /** Routing hint so the same token goes to the same worker (parse cache). */
   affinity: number;
+  /**
+   * A short id that stands for these bytes under this key in cache keys (the decision cache): the same while the
+   * token's decoding is remembered, never shared by two tokens or two keys.
+   */
+  cacheId: string;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
@@ -25,6 +30,8 @@ interface DecodedInput {
   blocks: number;
   digest: string;
   affinity: number;
+  /** The cache id under the key it was last prepared with. */
+  keyed?: { verifyKey: VerifyKey; cacheId: string };
 }
 
 /**
@@ -46,15 +53,22 @@ export function prepareToken(token: unknown, publicKeys: readonly RootPublicKey[
   const input = decoded.get(token) ?? decode(token, limits);
   if (input.bytes.length > limits.maxTokenBytes) throw new CapvaultError("CAPABILITY_TOO_LARGE");
   if (input.blocks > limits.maxBlocks) throw new CapvaultError("CAPABILITY_TOO_DEEP");
-  const key = verificationKey(publicKeys, input.rootKeyId);
+  const key = verifyKeyOf(verificationKey(publicKeys, input.rootKeyId));
+  const keyed = input.keyed;
+  if (!keyed || keyed.verifyKey.id !== key.id || keyed.verifyKey.publicKeyHex !== key.publicKeyHex) {
+    input.keyed = { verifyKey: key, cacheId: `t${nextCacheId++}` };
+  }
   return {
     bytes: input.bytes,
-    key: verifyKeyOf(key),
+    key,
     blocks: input.blocks,
     digest: input.digest,
     affinity: input.affinity,
+    cacheId: input.keyed!.cacheId,
   };
 }
+
+let nextCacheId = 1;
 
 /** The verification key a job carries, one frozen object per root key (built once, not on every call). */
 const verifyKeys = new WeakMap<RootPublicKey, { id: number; publicKeyHex: string; verifyKey: VerifyKey }>();

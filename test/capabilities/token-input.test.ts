@@ -224,8 +224,27 @@ describe("prepareToken memo", () => {
       expect(p.digest).toBe(createHash("sha256").update(variant).digest("hex"));
       expect(p.blocks).toBe(1);
     }
-    expect(prepareToken(token, h.publicKeys, defaults)).toEqual(first);
+    // The same token, decoded again: the same bytes, key and digest; a new cache id (ids are never reused, so a
+    // cache keyed by it can only miss, never confuse two tokens).
+    const again = prepareToken(token, h.publicKeys, defaults);
+    expect({ ...again, cacheId: "" }).toEqual({ ...first, cacheId: "" });
+    expect(again.cacheId).not.toBe(first.cacheId);
     expectThrowsReason(() => prepareToken(token, [{ ...h.publicKeys[0], retired: true }], defaults), "CAPABILITY_UNKNOWN_ROOT_KEY");
     expectThrowsReason(() => prepareToken(token, h.publicKeys, resolveLimits({ maxBlocks: 0 })), "CAPABILITY_TOO_DEEP");
+  });
+});
+
+describe("prepareToken cache ids", () => {
+  it("one id per token and key while the token is remembered; another for another token or another key", async () => {
+    const defaults = resolveLimits();
+    const other = await mintAcmeToken(h, NOW);
+    const a = prepareToken(token, h.publicKeys, defaults);
+    expect(prepareToken(token, h.publicKeys, defaults).cacheId).toBe(a.cacheId);
+    expect(prepareToken(token, h.publicKeys.map((k) => ({ ...k })), defaults).cacheId).toBe(a.cacheId); // equal keys, new objects
+    expect(prepareToken(other, h.publicKeys, defaults).cacheId).not.toBe(a.cacheId);
+    const impostor = [{ ...toPublicKey(generateRootKey(h.publicKeys[0].id)), id: h.publicKeys[0].id }];
+    const underImpostor = prepareToken(token, impostor, defaults);
+    expect(underImpostor.cacheId).not.toBe(a.cacheId);
+    expect(prepareToken(token, h.publicKeys, defaults).cacheId).not.toBe(underImpostor.cacheId);
   });
 });
