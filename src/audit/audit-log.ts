@@ -155,10 +155,13 @@ export class AuditLog {
   }
 
   private async writeAll(): Promise<void> {
-    // Start once the code that committed this event has run to its end, so that every event it committed with it
-    // joins the batch; events committed while a batch is being written form the next one (a group commit). Not a
-    // setImmediate: on a quiet broker that hop is a whole turn of the event loop added to the call's answer.
-    await Promise.resolve();
+    // A quiet writer starts once the code that committed this event has run to its end (whatever it committed with
+    // it joins the batch): on a quiet broker, waiting for the end of the event loop's turn would add that whole turn
+    // to the call's answer. A writer that already wrote in this turn waits for its end, so that the turn's other
+    // commits join one batch.
+    if (this.wroteThisTurn) await new Promise((resolve) => setImmediate(resolve));
+    else await Promise.resolve();
+    this.markTurn();
     while (this.waiting.length) {
       const batch = this.waiting.splice(0, MAX_BATCH);
       this.inFlight = batch.length;
@@ -168,6 +171,15 @@ export class AuditLog {
       batch.forEach((w, i) => w.resolve(records[i]));
     }
     this.writing = undefined;
+  }
+
+  /** Whether a batch was started in this turn of the event loop (cleared at its end). */
+  private wroteThisTurn = false;
+
+  private markTurn(): void {
+    if (this.wroteThisTurn) return;
+    this.wroteThisTurn = true;
+    setImmediate(() => (this.wroteThisTurn = false));
   }
 
   /** Fix each event's place in its tenant's chain: once chained, an event is retried exactly as it is. */

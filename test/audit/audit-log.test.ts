@@ -359,3 +359,46 @@ describe("audit trail in MongoDB", () => {
     expect(await verifyAuditChain(store.audit, "acme")).toEqual({ ok: true, eventsChecked: 250, chainsChecked: 1 });
   });
 });
+
+describe("AuditLog batches", () => {
+  /** The dev store's audit trail, counting the batches it is given. */
+  async function countingAudit() {
+    const { openMemoryStore } = await import("../../src/store/memory/memory-store.js");
+    const audit = openMemoryStore().audit;
+    const batches: number[] = [];
+    const insertMany = audit.insertMany.bind(audit);
+    audit.insertMany = (events: AuditRecord[]) => (batches.push(events.length), insertMany(events));
+    return { audit, batches };
+  }
+
+  it("a quiet writer stores an event without waiting for the end of the event loop's turn", async () => {
+    const { audit, batches } = await countingAudit();
+    const log = new AuditLog(audit, { writer: "w1" });
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
+    await log.recordAndWait(entry(1));
+    expect(turnEnded).toBe(false);
+    expect(batches).toEqual([1]);
+  });
+
+  it("a writer that already wrote in this turn gathers the turn's other commits into one batch", async () => {
+    const { audit, batches } = await countingAudit();
+    const log = new AuditLog(audit, { writer: "w1" });
+    await log.recordAndWait(entry(1));
+    // Ten commits from ten callbacks of one timers phase (as calls answered in one turn of the event loop commit):
+    // the first is written at once, the other nine together at the end of the turn.
+    const commits = await new Promise<Array<Promise<AuditRecord>>>((resolve) => {
+      const started: Array<Promise<AuditRecord>> = [];
+      for (let i = 0; i < 10; i++) {
+        setTimeout(() => {
+          started.push(log.recordAndWait(entry(2 + i)));
+          if (started.length === 10) resolve(started);
+        }, 0);
+      }
+    });
+    await Promise.all(commits);
+    expect(batches).toEqual([1, 1, 9]);
+    expect(await audit.head("acme", "w1")).toBe(11);
+    expect(await verifyAuditChain(audit, "acme")).toEqual({ ok: true, eventsChecked: 11, chainsChecked: 1 });
+  });
+});

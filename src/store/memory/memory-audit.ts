@@ -57,7 +57,7 @@ export class MemoryAudit implements AuditRepository {
       }
       for (const e of fresh) {
         const k = key(e.tenant, e.writer, e.sequence);
-        this.events.set(k, JSON.stringify(e)); // the time as its ISO text (Date's toJSON), read back by fromJson
+        this.events.set(k, toJson(e));
         this.order.push(k);
       }
       if (fresh.length) this.heads.set(chain, fresh[fresh.length - 1].sequence);
@@ -120,7 +120,35 @@ export class MemoryAudit implements AuditRepository {
   }
 }
 
+/**
+ * An event as stored: every field written out, the time as epoch milliseconds (an object of one fixed shape with no
+ * Date in it, which JSON.stringify serializes on its fast path).
+ */
+function toJson(e: AuditRecord): string {
+  return JSON.stringify({
+    id: e.id,
+    tenant: e.tenant,
+    writer: e.writer,
+    sequence: e.sequence,
+    time: e.time.getTime(),
+    action: e.action,
+    subject: e.subject,
+    delegationChain: e.delegationChain,
+    connection: e.connection,
+    provider: e.provider,
+    method: e.method,
+    path: e.path,
+    decision: e.decision,
+    reason: e.reason,
+    detail: e.detail,
+    upstreamStatus: e.upstreamStatus,
+    latencyMs: e.latencyMs,
+    previousHash: e.previousHash,
+    hash: e.hash,
+  });
+}
+
 function fromJson(stored: string): AuditRecord {
-  const event = JSON.parse(stored) as Omit<AuditRecord, "time"> & { time: string };
+  const event = JSON.parse(stored) as Omit<AuditRecord, "time"> & { time: number };
   return { ...event, time: new Date(event.time) };
 }
