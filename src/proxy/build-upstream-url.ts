@@ -1,5 +1,6 @@
 import { CapvaultError } from "../errors/capvault-error.js";
 import { isIpLiteralHost } from "./address-fence.js";
+import { memoizedForFrozen } from "./frozen-memo.js";
 import type { CanonicalRequest } from "./canonical-request.js";
 import type { UpstreamTarget } from "./upstream-target.js";
 
@@ -47,26 +48,22 @@ interface CheckedBase {
   readonly prefix: string;
 }
 
-/** Checked bases of frozen targets (catalog targets are: provider-upstream-target.ts); any other is checked every time. */
-const checkedBases = new WeakMap<UpstreamTarget, CheckedBase>();
+/** Checked once per frozen target (catalog targets are: provider-upstream-target.ts); any other every time. */
+const checkedBase = memoizedForFrozen(checkBase, (target) => Object.isFrozen(target) && Object.isFrozen(target.allowedHosts));
 
-function checkedBase(target: UpstreamTarget): CheckedBase {
-  const frozen = Object.isFrozen(target) && Object.isFrozen(target.allowedHosts);
-  const known = frozen ? checkedBases.get(target) : undefined;
-  if (known) return known;
-  const base = parsedBaseUrl(target.baseUrl);
+function checkBase(target: UpstreamTarget): CheckedBase {
+  let base: URL;
+  try {
+    base = new URL(target.baseUrl);
+  } catch {
+    throw forbidden("the provider's base URL does not parse");
+  }
   if (base.protocol !== "https:") throw forbidden("the upstream URL is not https");
   if (base.username !== "" || base.password !== "") throw forbidden("the upstream URL carries userinfo");
   const hostname = base.hostname.toLowerCase();
   if (isIpLiteralHost(hostname) || isIpLiteralHost(rawHost(target.baseUrl))) throw forbidden("the upstream host is an IP literal");
   if (!target.allowedHosts.some((h) => h.toLowerCase() === hostname)) throw forbidden();
-  const checked = Object.freeze({
-    origin: base.origin,
-    hostname,
-    prefix: base.pathname.replace(/\/+$/, ""),
-  });
-  if (frozen) checkedBases.set(target, checked);
-  return checked;
+  return Object.freeze({ origin: base.origin, hostname, prefix: base.pathname.replace(/\/+$/, "") });
 }
 
 const builtFor = new WeakMap<Pick<CanonicalRequest, "path" | "queryString">, { target: UpstreamTarget; url: UpstreamUrl }>();
@@ -81,22 +78,6 @@ export function upstreamUrlFor(target: UpstreamTarget, request: Pick<CanonicalRe
   const url = buildUpstreamUrl(target, request);
   builtFor.set(request, { target, url });
   return url;
-}
-
-/** Base URLs parsed once each (a handful per catalog); URL objects are not frozen, so this module never mutates them. */
-const parsedBases = new Map<string, URL>();
-
-function parsedBaseUrl(baseUrl: string): URL {
-  let base = parsedBases.get(baseUrl);
-  if (base) return base;
-  try {
-    base = new URL(baseUrl);
-  } catch {
-    throw forbidden("the provider's base URL does not parse");
-  }
-  if (parsedBases.size >= 256) parsedBases.clear();
-  parsedBases.set(baseUrl, base);
-  return base;
 }
 
 /** The host as written in the URL string, before WHATWG normalisation (which turns `0x7f.1` into `127.0.0.1`). */

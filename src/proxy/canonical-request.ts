@@ -6,6 +6,7 @@ import { assertBodyReadAsSent, assertConnectionKeepsBodyHeaders } from "./body-h
 import { type CanonicalHeader, canonicalizeHeaders } from "./canonical-headers.js";
 import { canonicalizePath } from "../capabilities/canonical-path.js";
 import { type CanonicalQueryParam, canonicalizeQuery } from "./canonical-query.js";
+import { memoizedForFrozen } from "./frozen-memo.js";
 import { isHttpToken } from "./http-grammar.js";
 
 /**
@@ -104,18 +105,8 @@ export function canonicalizeRequest(req: HttpRequest, limits: Partial<CanonicalL
   });
 }
 
-/** The defaults overridden by `limits`, merged once per frozen limits object (the broker's is), else every time. */
-function resolvedLimits(limits: Partial<CanonicalLimits>): Readonly<CanonicalLimits> {
-  if (!Object.isFrozen(limits)) return { ...DEFAULT_CANONICAL_LIMITS, ...limits };
-  let merged = mergedLimits.get(limits);
-  if (!merged) {
-    merged = Object.freeze({ ...DEFAULT_CANONICAL_LIMITS, ...limits });
-    mergedLimits.set(limits, merged);
-  }
-  return merged;
-}
-
-const mergedLimits = new WeakMap<Partial<CanonicalLimits>, Readonly<CanonicalLimits>>();
+/** The defaults overridden by `limits` (merged once per frozen limits object: the broker's is). */
+const resolvedLimits = memoizedForFrozen((limits: Partial<CanonicalLimits>): Readonly<CanonicalLimits> => Object.freeze({ ...DEFAULT_CANONICAL_LIMITS, ...limits }));
 
 /** Validate an HTTP method (RFC 9110 token) and upper-case it; TRACE, TRACK and CONNECT are refused. */
 export function canonicalizeMethod(raw: string): string {

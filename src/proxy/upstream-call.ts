@@ -3,6 +3,7 @@ import type { Dispatcher } from "undici";
 import { CapvaultError } from "../errors/capvault-error.js";
 import type { Header } from "../gen/capvault/v1/common.js";
 import { buildUpstreamUrl, type UpstreamUrl } from "./build-upstream-url.js";
+import { memoizedForFrozen } from "./frozen-memo.js";
 import type { CanonicalRequest } from "./canonical-request.js";
 import { filterResponseHeaders, responseHeaderEntries } from "./response-header-allowlist.js";
 import { callerDeadline, upstreamDeadline, type CancelSignal } from "./upstream-deadline.js";
@@ -192,17 +193,10 @@ async function start(call: UpstreamCall, body: Buffer | Readable | undefined): P
 
 /** The limits of a call: the defaults, overridden (merged once per frozen overrides object: the broker's are). */
 function resolvedLimits(overrides: Partial<UpstreamLimits> | undefined): Readonly<UpstreamLimits> {
-  if (!overrides) return DEFAULT_UPSTREAM_LIMITS;
-  if (!Object.isFrozen(overrides)) return { ...DEFAULT_UPSTREAM_LIMITS, ...overrides };
-  let limits = mergedLimits.get(overrides);
-  if (!limits) {
-    limits = Object.freeze({ ...DEFAULT_UPSTREAM_LIMITS, ...overrides });
-    mergedLimits.set(overrides, limits);
-  }
-  return limits;
+  return overrides ? mergedLimits(overrides) : DEFAULT_UPSTREAM_LIMITS;
 }
 
-const mergedLimits = new WeakMap<Partial<UpstreamLimits>, Readonly<UpstreamLimits>>();
+const mergedLimits = memoizedForFrozen((overrides: Partial<UpstreamLimits>): Readonly<UpstreamLimits> => Object.freeze({ ...DEFAULT_UPSTREAM_LIMITS, ...overrides }));
 
 /** Count a streamed request body and stop it, with BODY_TOO_LARGE, at the first chunk past the cap. */
 async function* cappedRequestBody(body: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Buffer> {

@@ -2,6 +2,7 @@ import { CapvaultError } from "../errors/capvault-error.js";
 import type { CanonicalHeader } from "./canonical-headers.js";
 import { DROPPED_AGENT_HEADERS, forwardableAgentHeaders } from "./agent-request-headers.js";
 import { BODY_HEADERS } from "./body-headers.js";
+import { memoizedForFrozen } from "./frozen-memo.js";
 import { isHopByHopHeader } from "./hop-by-hop-headers.js";
 import { isFieldValue, isHttpToken } from "./http-grammar.js";
 import type { UpstreamTarget } from "./upstream-target.js";
@@ -53,12 +54,12 @@ interface TargetHeaders {
 }
 
 /** Worked out once per frozen target (catalog targets are: provider-upstream-target.ts), every time for any other. */
-const targetHeaders = new WeakMap<UpstreamTarget, TargetHeaders>();
+const targetHeadersOf = memoizedForFrozen(
+  targetHeaders,
+  (target) => Object.isFrozen(target) && Object.isFrozen(target.credentialHeader) && (!target.defaultHeaders || Object.isFrozen(target.defaultHeaders)),
+);
 
-function targetHeadersOf(target: UpstreamTarget): TargetHeaders {
-  const frozen = Object.isFrozen(target) && Object.isFrozen(target.credentialHeader) && (!target.defaultHeaders || Object.isFrozen(target.defaultHeaders));
-  const known = frozen ? targetHeaders.get(target) : undefined;
-  if (known) return known;
+function targetHeaders(target: UpstreamTarget): TargetHeaders {
   const credentialName = target.credentialHeader.name.toLowerCase();
   const defaults: string[] = [];
   for (const [name, value] of Object.entries(target.defaultHeaders ?? {})) {
@@ -68,7 +69,5 @@ function targetHeadersOf(target: UpstreamTarget): TargetHeaders {
     if (!isHttpToken(n) || !isFieldValue(value)) continue;
     defaults.push(n, value);
   }
-  const headers = { credentialName, defaults };
-  if (frozen) targetHeaders.set(target, headers);
-  return headers;
+  return { credentialName, defaults };
 }
