@@ -59,6 +59,9 @@ describe.runIf(native)("the native runtime decides exactly as the wasm worker pa
       })
     ).token;
     tokens.body = await narrow(poster, { body: [{ name: "channel", values: ["C0123"] }] });
+    // Values that JSON writes with escapes (a quote, a backslash, a control-free non-ASCII pair): the native runtime
+    // reads its parameters from JSON text and must decode them exactly as written.
+    tokens.escapes = await narrow(poster, { body: [{ name: "channel", values: ['C"0\\1\u00e9\ud83d\ude00'] }] });
     let deep = root;
     for (let i = 0; i < 7; i++) deep = await narrow(deep, { pathPrefix: "/repos/acme/widgets/" });
     tokens.deep = deep;
@@ -95,6 +98,9 @@ describe.runIf(native)("the native runtime decides exactly as the wasm worker pa
     ["body allowed", slack(Buffer.from(JSON.stringify({ channel: "C0123", text: "hi" }))), {}],
     ["body refused", slack(Buffer.from(JSON.stringify({ channel: "C9999", text: "hi" }))), {}],
     ["body missing", slack(Buffer.from("not json")), {}],
+    ["body with escapes", slack(Buffer.from(JSON.stringify({ channel: 'C"0\\1\u00e9\ud83d\ude00' }))), {}],
+    ["body with its escapes written out", slack(Buffer.from(JSON.stringify({ channel: 'C\\"0\\\\1\\u00e9' }))), {}],
+    ["query with escapes", githubRequest({ query: [{ name: "state", value: 'op"en\\' }] }), {}],
     ["policies allow", githubRequest(), { policies: undefined }],
     ["policies deny DELETE", githubRequest({ method: "DELETE" }), { policies: undefined }],
     ["policy check fails", githubRequest({ host: "api.gitlab.com" }), { policies: undefined }],

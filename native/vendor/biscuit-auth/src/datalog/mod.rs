@@ -718,7 +718,7 @@ impl World {
 
     pub fn query_match(
         &self,
-        rule: Rule,
+        rule: &Rule,
         origin: usize,
         scope: &TrustedOrigins,
         symbols: &SymbolTable,
@@ -728,7 +728,7 @@ impl World {
 
     pub fn query_match_all(
         &self,
-        rule: Rule,
+        rule: &Rule,
         scope: &TrustedOrigins,
         symbols: &SymbolTable,
     ) -> Result<bool, Execution> {

@@ -32,7 +32,8 @@ pub struct Authorizer {
     pub(crate) symbols: datalog::SymbolTable,
     pub(crate) token_origins: TrustedOrigins,
     pub(crate) policies: Vec<Policy>,
-    pub(crate) blocks: Option<Vec<Block>>,
+    /// capvault patch: shared between an authorizer and its clones (only read after build).
+    pub(crate) blocks: Option<std::sync::Arc<Vec<Block>>>,
     pub(crate) public_key_to_block_id: HashMap<usize, Vec<usize>>,
     pub(crate) limits: AuthorizerLimits,
     pub(crate) execution_time: Option<Duration>,
@@ -417,7 +418,6 @@ impl Authorizer {
         );
 
         for (i, check) in self.authorizer_block_builder.checks.iter().enumerate() {
-            let c = check.convert(&mut self.symbols);
             let mut successful = false;
 
             for query in check.queries.iter() {
@@ -430,17 +430,17 @@ impl Authorizer {
                 );
                 let res = match check.kind {
                     CheckKind::One => self.world.query_match(
-                        query,
+                        &query,
                         usize::MAX,
                         &rule_trusted_origins,
                         &self.symbols,
                     )?,
                     CheckKind::All => {
                         self.world
-                            .query_match_all(query, &rule_trusted_origins, &self.symbols)?
+                            .query_match_all(&query, &rule_trusted_origins, &self.symbols)?
                     }
                     CheckKind::Reject => !self.world.query_match(
-                        query,
+                        &query,
                         usize::MAX,
                         &rule_trusted_origins,
                         &self.symbols,
@@ -459,6 +459,7 @@ impl Authorizer {
             }
 
             if !successful {
+                let c = check.convert(&mut self.symbols);
                 errors.push(error::FailedCheck::Authorizer(
                     error::FailedAuthorizerCheck {
                         check_id: i as u32,
@@ -488,18 +489,18 @@ impl Authorizer {
                     );
                     let res = match check.kind {
                         CheckKind::One => self.world.query_match(
-                            query.clone(),
+                            query,
                             0,
                             &rule_trusted_origins,
                             &self.symbols,
                         )?,
                         CheckKind::All => self.world.query_match_all(
-                            query.clone(),
+                            query,
                             &rule_trusted_origins,
                             &self.symbols,
                         )?,
                         CheckKind::Reject => !self.world.query_match(
-                            query.clone(),
+                            query,
                             0,
                             &rule_trusted_origins,
                             &self.symbols,
@@ -538,7 +539,7 @@ impl Authorizer {
                 );
 
                 let res = self.world.query_match(
-                    query,
+                    &query,
                     usize::MAX,
                     &rule_trusted_origins,
                     &self.symbols,
@@ -581,18 +582,18 @@ impl Authorizer {
 
                         let res = match check.kind {
                             CheckKind::One => self.world.query_match(
-                                query.clone(),
+                                query,
                                 i + 1,
                                 &rule_trusted_origins,
                                 &self.symbols,
                             )?,
                             CheckKind::All => self.world.query_match_all(
-                                query.clone(),
+                                query,
                                 &rule_trusted_origins,
                                 &self.symbols,
                             )?,
                             CheckKind::Reject => !self.world.query_match(
-                                query.clone(),
+                                query,
                                 i + 1,
                                 &rule_trusted_origins,
                                 &self.symbols,
@@ -646,7 +647,7 @@ impl Authorizer {
     pub fn dump(&self) -> (Vec<Fact>, Vec<Rule>, Vec<Check>, Vec<Policy>) {
         let mut checks = self.authorizer_block_builder.checks.clone();
         if let Some(blocks) = &self.blocks {
-            for block in blocks {
+            for block in blocks.iter() {
                 checks.extend(
                     block
                         .checks

@@ -455,7 +455,7 @@ impl AuthorizerBuilder {
             symbols,
             token_origins,
             policies: self.policies,
-            blocks,
+            blocks: blocks.map(std::sync::Arc::new),
             public_key_to_block_id,
             limits: self.limits,
             execution_time: None,
