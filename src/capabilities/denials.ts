@@ -128,6 +128,7 @@ const PRIORITY: Reason[] = [
 
 /** The single reason to report for a set of denials (an expired token is reported as expired first, and so on). */
 export function primaryReason(denials: readonly Denial[]): Reason | undefined {
+  if (denials.length === 0) return undefined;
   for (const reason of PRIORITY) if (denials.some((d) => d.reason === reason)) return reason;
   return denials[0]?.reason;
 }

@@ -61,6 +61,8 @@ export interface NativeAuthorizerOptions {
  */
 export class NativeAuthorizer {
   private readonly tokens = new Map<string, TokenEntry>();
+  /** The digest last placed at the end of `tokens`. */
+  private lastUsed: string | undefined;
   private readonly policyTemplates = new Map<string, NativePolicyTemplate>();
   private readonly requestTemplates = new Map<string, NativeRequestTemplate>();
   private readonly tokenCacheSize: number;
@@ -155,8 +157,12 @@ export class NativeAuthorizer {
     const hit = this.tokens.get(digest);
     if (hit && hit.keyId === job.key.id && hit.publicKeyHex === job.key.publicKeyHex) {
       this.hits++;
-      this.tokens.delete(digest);
-      this.tokens.set(digest, hit);
+      // Most recently used last (the oldest is evicted first); a token used call after call is already last.
+      if (digest !== this.lastUsed) {
+        this.tokens.delete(digest);
+        this.tokens.set(digest, hit);
+        this.lastUsed = digest;
+      }
       return hit.token;
     }
     this.misses++;
@@ -164,6 +170,7 @@ export class NativeAuthorizer {
     const entry: TokenEntry = { keyId: job.key.id, publicKeyHex: job.key.publicKeyHex, token: pending };
     this.tokens.delete(digest);
     this.tokens.set(digest, entry);
+    this.lastUsed = digest;
     // Once verified, the entry holds the token itself, so that later calls need not wait on a promise.
     pending.then(
       (token) => {

@@ -19,6 +19,11 @@ const TRACER = "capvault";
 /** Whether a provider is installed: without one, calls skip span bookkeeping altogether (the hot path). */
 let enabled = false;
 
+/** Whether spans are being recorded (startTracing ran and was not stopped). */
+export function tracingEnabled(): boolean {
+  return enabled;
+}
+
 /** A running trace pipeline; `stop()` flushes what is buffered and uninstalls it. */
 export interface Tracing {
   stop(): Promise<void>;

@@ -6,14 +6,17 @@ import { canonicalizeRequest, type CanonicalLimits, type CanonicalRequest } from
  * request and the limits, and its result is deeply frozen, so a repeat (an agent polling an endpoint, a fan-out of the
  * same call) gets the very same CanonicalRequest without redoing the work. The key is every raw field, each with its
  * length before it (so two different requests never share a key); a request with a body, or with a field
- * that is not a string, is canonicalized afresh. Refused requests are never kept. Bounded; oldest first out.
+ * that is not a string, is canonicalized afresh. Refused requests are never kept. Bounded; oldest first out, and
+ * small on purpose: everything worked out from a kept request (its access request, compiled facts and URL) stays
+ * alive with it, and under distinct traffic a large memo keeps thousands of such requests alive long enough to be
+ * copied into the old generation by the garbage collector, only to be dropped unused.
  */
 export class CanonicalRequestMemo {
   private readonly entries = new Map<string, CanonicalRequest>();
 
   constructor(
     private readonly limits: Partial<CanonicalLimits> = {},
-    private readonly capacity = 1024,
+    private readonly capacity = 128,
   ) {}
 
   canonicalize(request: HttpRequest): CanonicalRequest {

@@ -24,18 +24,25 @@ export function isHopByHopHeader(name: string): boolean {
  * Proxy-Connection headers list. Names are compared case-insensitively; order is kept.
  */
 export function withoutHopByHopHeaders<T extends { readonly name: string; readonly value: string }>(headers: readonly T[]): T[] {
-  const listed = new Set<string>();
+  const listed = connectionListedNames(headers);
+  return headers.filter((h) => {
+    const n = h.name.toLowerCase();
+    return !isHopByHopHeader(n) && !listed?.has(n);
+  });
+}
+
+/** The names (lower-case) that a message's Connection or Proxy-Connection headers list; undefined when it has none. */
+export function connectionListedNames(headers: readonly { readonly name: string; readonly value: string }[]): Set<string> | undefined {
+  let listed: Set<string> | undefined;
   for (const h of headers) {
     const n = h.name.toLowerCase();
     if (n === "connection" || n === "proxy-connection") {
+      listed ??= new Set<string>();
       for (const token of h.value.split(",")) {
         const t = token.trim().toLowerCase();
         if (t !== "") listed.add(t);
       }
     }
   }
-  return headers.filter((h) => {
-    const n = h.name.toLowerCase();
-    return !isHopByHopHeader(n) && !listed.has(n);
-  });
+  return listed;
 }

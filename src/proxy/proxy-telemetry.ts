@@ -2,7 +2,7 @@ import { trace } from "@opentelemetry/api";
 import type { AuditEntry } from "../audit/audit-event.js";
 import type { AccessFields } from "../observability/access-log.js";
 import { CapvaultError } from "../errors/capvault-error.js";
-import { inStepSpan } from "../observability/tracing.js";
+import { inStepSpan, tracingEnabled } from "../observability/tracing.js";
 import type { AdmissionResult } from "./admission.js";
 import type { ProxyDependencies } from "./proxy-pipeline.js";
 
@@ -15,6 +15,8 @@ import type { ProxyDependencies } from "./proxy-pipeline.js";
 
 /** Admission (authenticate, canonicalize, route, authorize) as the "authorize" span, timed. */
 export function observeAdmission(deps: ProxyDependencies, admitting: () => Promise<AdmissionResult>): Promise<AdmissionResult> {
+  // Without tracing there is no span to describe: only the timing (this runs on every call).
+  if (!tracingEnabled()) return deps.metrics ? deps.metrics.timeAuthorization(admitting) : admitting();
   return inStepSpan("authorize", async () => {
     const result = await (deps.metrics ? deps.metrics.timeAuthorization(admitting) : admitting());
     const span = trace.getActiveSpan();
@@ -40,7 +42,10 @@ export function observeCredential<T>(kind: "resolve" | "refresh", step: () => Pr
  */
 export function observed(deps: ProxyDependencies, entry: AuditEntry, access: AccessFields): AuditEntry {
   deps.metrics?.proxyCall(entry);
-  Object.assign(access, { tenant: entry.tenant, subject: entry.subject, connection: entry.connection, decision: entry.decision });
+  access.tenant = entry.tenant;
+  access.subject = entry.subject;
+  access.connection = entry.connection;
+  access.decision = entry.decision;
   if (entry.upstreamStatus) access.upstreamStatus = entry.upstreamStatus;
   return entry;
 }

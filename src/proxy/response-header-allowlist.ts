@@ -1,5 +1,6 @@
 import type { Header } from "../gen/capvault/v1/common.js";
-import { withoutHopByHopHeaders } from "./hop-by-hop-headers.js";
+import { memoizedForFrozen } from "./frozen-memo.js";
+import { connectionListedNames, isHopByHopHeader } from "./hop-by-hop-headers.js";
 
 /**
  * Response headers returned to the agent (checklist item 20). Explicit on purpose: anything not named here, such as
@@ -48,23 +49,34 @@ const NEVER_RETURNED: ReadonlySet<string> = new Set(["set-cookie", "set-cookie2"
  * header lists go first (even when allowlisted), then only allowlisted names (plus `extra`) remain. Names come out
  * lower-case, in upstream order, one entry per value.
  */
-export function filterResponseHeaders(headers: readonly Header[], extra: readonly string[] = []): Header[] {
-  const extraNames = new Set(extra.map((n) => n.toLowerCase()));
-  return withoutHopByHopHeaders(headers.map((h) => ({ name: h.name.toLowerCase(), value: h.value }))).filter(
-    (h) =>
-      !NEVER_RETURNED.has(h.name) &&
-      (RESPONSE_HEADER_ALLOWLIST.has(h.name) ||
-        extraNames.has(h.name) ||
-        RESPONSE_HEADER_ALLOWED_PREFIXES.some((p) => h.name.startsWith(p))),
-  );
+export function filterResponseHeaders(headers: readonly Header[], extra: readonly string[] = NO_EXTRA): Header[] {
+  const extraNames = extraNamesOf(extra);
+  const listed = connectionListedNames(headers);
+  const out: Header[] = [];
+  for (const h of headers) {
+    const name = h.name.toLowerCase();
+    if (isHopByHopHeader(name) || listed?.has(name) || NEVER_RETURNED.has(name)) continue;
+    if (RESPONSE_HEADER_ALLOWLIST.has(name) || extraNames.has(name) || RESPONSE_HEADER_ALLOWED_PREFIXES.some((p) => name.startsWith(p))) {
+      out.push({ name, value: h.value });
+    }
+  }
+  return out;
 }
+
+const NO_EXTRA: readonly string[] = Object.freeze([]);
+
+/** A provider's extra names, lower-case (once per frozen list: catalog targets' lists are). */
+const extraNamesOf = memoizedForFrozen((extra: readonly string[]): ReadonlySet<string> => new Set(extra.map((n) => n.toLowerCase())));
 
 /** Flatten undici's response header object (`string | string[]` values) into Header entries. */
 export function responseHeaderEntries(headers: Record<string, string | string[] | undefined>): Header[] {
   const out: Header[] = [];
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
     if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) out.push({ name, value: v });
+    if (Array.isArray(value)) for (const v of value) out.push({ name, value: v });
+    else out.push({ name, value });
   }
   return out;
 }

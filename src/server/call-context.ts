@@ -103,7 +103,11 @@ class ServerCallContext implements CallContext {
   bearerToken(): string | undefined {
     const values = this.call.metadata.get("authorization");
     if (values.length !== 1 || typeof values[0] !== "string") return undefined;
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
-    return m?.[1];
+    const header = values[0];
+    // An agent sends the same capability call after call: its header is read once.
+    if (header !== lastHeader.text) lastHeader = { text: header, token: /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] };
+    return lastHeader.token;
   }
 }
+
+let lastHeader: { text: string; token: string | undefined } = { text: "", token: undefined };

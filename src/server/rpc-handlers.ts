@@ -46,26 +46,34 @@ export function unary<Req, Res>(method: string, fn: (request: Req, ctx: CallCont
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const ctx = callContext(call);
     const startedAt = performance.now();
-    Promise.resolve()
-      .then(() =>
-        inRpcSpan(method, call.metadata, () => {
-          ctx.access.traceId = currentTraceId();
-          checkRequest(call.request);
-          return fn(call.request, ctx);
-        }),
-      )
-      .then(
-        (res) => {
+    handle(method, call, ctx, fn).then(
+      (res) => {
+        try {
           writeAccessLine(method, ctx.access, startedAt);
           callback(null, res);
-        },
-        (err) => {
+        } finally {
+          ctx.finished();
+        }
+      },
+      (err) => {
+        try {
           writeAccessLine(method, ctx.access, startedAt, err);
           callback(fail(method, err) as never);
-        },
-      )
-      .finally(() => ctx.finished());
+        } finally {
+          ctx.finished();
+        }
+      },
+    );
   };
+}
+
+/** Run a unary handler in its span; whatever it throws, synchronously or not, becomes the returned rejection. */
+async function handle<Req, Res>(method: string, call: ServerUnaryCall<Req, Res>, ctx: CallContext, fn: (request: Req, ctx: CallContext) => Promise<Res>): Promise<Res> {
+  return inRpcSpan(method, call.metadata, () => {
+    ctx.access.traceId = currentTraceId();
+    checkRequest(call.request);
+    return fn(call.request, ctx);
+  });
 }
 
 /**

@@ -25,6 +25,40 @@ describe("canonicalPath", () => {
     expect(isCanonicalPath(canonical)).toBe(true);
   });
 
+  it("takes a plain path as it is exactly when the full way gives the same (generated paths, seeded)", () => {
+    // The full way is forced by writing the first byte of a segment as its %XX escape: it decodes, checks and
+    // re-encodes every segment, and must land on what the shortcut returned for the unescaped path.
+    const alphabet = ["/", "/", ".", ".", "a", "Z", "9", "-", "_", "~", "!", "$", "&", "'", "(", "*", "+", ",", "=", ":", "@", ";", "%41"];
+    const seed = Number(process.env.PATH_SEED ?? Date.now() % 1_000_000);
+    let state = seed || 1;
+    const next = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const limits = { maxPathLength: 4096, maxPathSegments: 6 };
+    let compared = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let raw = "/";
+      const length = 1 + Math.floor(next() * 14);
+      for (let j = 0; j < length; j++) raw += alphabet[Math.floor(next() * alphabet.length)];
+      if (raw.startsWith("//")) continue;
+      let fast;
+      try {
+        fast = canonicalizePath(raw, limits);
+      } catch {
+        continue;
+      }
+      const at = raw.search(/\/[^/%]/);
+      if (at < 0) continue;
+      const escaped = raw.slice(0, at + 1) + "%" + raw.charCodeAt(at + 1).toString(16).toUpperCase() + raw.slice(at + 2);
+      const full = canonicalizePath(escaped, limits);
+      expect({ path: full.path, segments: [...full.segments] }, `PATH_SEED=${seed}: ${raw}`).toEqual({ path: fast.path, segments: [...fast.segments] });
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(1000);
+    // The shortcut's own limit: too many segments is refused as before.
+    expectThrowsReason(() => canonicalizePath("/a/b/c/d/e/f/g", limits), "PATH_INVALID");
+    expect(canonicalizePath("/", limits)).toEqual({ path: "/", segments: [] });
+    expect(canonicalizePath("/a/b/", limits)).toEqual({ path: "/a/b/", segments: ["a", "b", ""] });
+  });
+
   it("recognises canonical paths it never produced, and remembers none beyond the default limits", () => {
     const fresh = `/never/seen/${randomUUID()}`;
     expect(isCanonicalPath(fresh)).toBe(true);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
-import { assertSafeParams, dateParam } from "../../src/capabilities/datalog-values.js";
+import { assertSafeParams, dateParam, isWellFormedUnicode, stringParam } from "../../src/capabilities/datalog-values.js";
 
 const unsafe = (params: Record<string, unknown>) => {
   try {
@@ -31,5 +31,20 @@ describe("assertSafeParams", () => {
     expect(unsafe({ n: 2 ** 53 })).toBe(true);
     expect(unsafe({ n: { bytes: "abc" } })).toBe(true);
     expect(unsafe({ now, path: "/a" })).toBe(false);
+  });
+});
+
+describe("stringParam", () => {
+  it("refuses lone surrogates anywhere and accepts paired ones", () => {
+    for (const bad of ["\uD800", "a\uD800", "\uDC00a", "a\uDC00\uD800b", "\uD83D"]) expect(isWellFormedUnicode(bad), JSON.stringify(bad)).toBe(false);
+    for (const good of ["", "abc", "\uD83D\uDE00", "é", "a\uD83D\uDE00b"]) expect(isWellFormedUnicode(good), JSON.stringify(good)).toBe(true);
+  });
+  it("counts UTF-8 bytes, not UTF-16 code units, against maxBytes", () => {
+    expect(stringParam("aaaa", "v", { maxBytes: 4 })).toBe("aaaa");
+    expect(() => stringParam("aaaaa", "v", { maxBytes: 4 })).toThrow(CapvaultError);
+    expect(stringParam("éé", "v", { maxBytes: 4 })).toBe("éé");
+    expect(() => stringParam("ééé", "v", { maxBytes: 4 })).toThrow(CapvaultError); // 6 bytes in 3 code units
+    expect(() => stringParam("\u20ac\u20ac", "v", { maxBytes: 5 })).toThrow(CapvaultError); // 6 bytes in 2 code units
+    expect(stringParam("\u20ac\u20ac", "v", { maxBytes: 6 })).toBe("\u20ac\u20ac");
   });
 });

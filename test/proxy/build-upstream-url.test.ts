@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CapvaultError } from "../../src/errors/capvault-error.js";
-import { buildUpstreamUrl, upstreamUrlFor } from "../../src/proxy/build-upstream-url.js";
+import { buildUpstreamUrl, keepsItsForm, upstreamUrlFor } from "../../src/proxy/build-upstream-url.js";
 import type { UpstreamTarget } from "../../src/proxy/upstream-target.js";
 
 const target = (baseUrl: string, allowedHosts = ["api.github.com"]): UpstreamTarget => ({
@@ -105,6 +105,29 @@ describe("buildUpstreamUrl and the URL parser", () => {
       href: "https://api.test:8443/v1/a",
     });
     expect(buildUpstreamUrl(t, { path: "/b", queryString: "x=1" }).href).toBe("https://api.test:8443/v1/b?x=1");
+  });
+  it("skips the parse only for strings the parser gives back unchanged (generated strings, seeded)", () => {
+    // Characters that make the parser rewrite, drop, encode or re-route: dots and slashes (dot segments, "//host"),
+    // escapes, "\\", "#", "?", ";", "'", spaces, tabs, quotes, brackets, non-ASCII.
+    const alphabet = ["/", "/", "/", ".", ".", "a", "Z", "0", "%", "2", "e", "E", "?", "#", "\\", ";", "'", "=", "&", "~", ":", "@", " ", "\t", "\n", '"', "<", "[", "{", "^", "`", "|", "é", "．"];
+    const seed = Number(process.env.URL_SEED ?? Date.now() % 1_000_000);
+    let state = seed || 1;
+    const next = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const origin = "https://api.test:8443";
+    let skipped = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let s = "/";
+      const length = 1 + Math.floor(next() * 12);
+      for (let j = 0; j < length; j++) s += alphabet[Math.floor(next() * alphabet.length)];
+      if (!keepsItsForm(s)) continue;
+      skipped++;
+      expect(new URL(s, origin).href, `URL_SEED=${seed}: ${JSON.stringify(s)}`).toBe(origin + s);
+    }
+    expect(skipped).toBeGreaterThan(1000);
+    for (const s of ["", "//evil.test/x", "/a/../b", "/a/.", "/..", "/a/./b", "/a/..?x=1", "/a%2e", "/a/%2e%2e/b", "/a#b", "/a b", "/a\\b", "/a;b", "/x?a'b", "/é"]) {
+      expect(keepsItsForm(s), JSON.stringify(s)).toBe(false);
+    }
+    for (const s of ["/", "/repos/acme/widgets/issues/12", "/a/", "/a/...", "/a/.b/c.", "/x?a=1&b=%2F", "/v1/a?"]) expect(keepsItsForm(s), s).toBe(true);
   });
 });
 
