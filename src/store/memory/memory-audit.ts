@@ -38,6 +38,14 @@ export class MemoryAudit implements AuditRepository {
 
   /** All or nothing per chain, as in MongoDB: events already stored are skipped; the rest must continue the chain. */
   async insertMany(events: AuditRecord[]): Promise<void> {
+    const chain = this.continuedChain(events);
+    if (chain !== undefined) {
+      // The usual batch: one writer's next events in one chain, in order. Nothing to group, skip or refuse.
+      for (const e of events) this.keep(e);
+      this.heads.set(chain, events[events.length - 1].sequence);
+      this.trim();
+      return;
+    }
     let failure: CapvaultError | undefined;
     for (const list of groupByChain(events)) {
       const chain = `${list[0].tenant}\u0000${list[0].writer}`;
@@ -55,15 +63,30 @@ export class MemoryAudit implements AuditRepository {
         failure ??= new CapvaultError("AUDIT_WRITE_FAILED", `audit events of ${list[0].writer} do not continue its chain at ${head + 1}`);
         continue;
       }
-      for (const e of fresh) {
-        const k = key(e.tenant, e.writer, e.sequence);
-        this.events.set(k, toJson(e));
-        this.order.push(k);
-      }
+      for (const e of fresh) this.keep(e);
       if (fresh.length) this.heads.set(chain, fresh[fresh.length - 1].sequence);
     }
     this.trim();
     if (failure) throw failure;
+  }
+
+  /** The chain `events` continue exactly (all of one tenant and writer, the next sequences after its head), if any. */
+  private continuedChain(events: AuditRecord[]): string | undefined {
+    const first = events[0];
+    if (first === undefined) return undefined;
+    const chain = `${first.tenant}\u0000${first.writer}`;
+    let next = (this.heads.get(chain) ?? 0) + 1;
+    for (const e of events) {
+      if (e.tenant !== first.tenant || e.writer !== first.writer || e.sequence !== next) return undefined;
+      next++;
+    }
+    return chain;
+  }
+
+  private keep(e: AuditRecord): void {
+    const k = key(e.tenant, e.writer, e.sequence);
+    this.events.set(k, toJson(e));
+    this.order.push(k);
   }
 
   async get(tenant: string, writer: string, sequence: number): Promise<AuditRecord | undefined> {

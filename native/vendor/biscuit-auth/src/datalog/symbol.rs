@@ -12,10 +12,12 @@ use crate::token::default_symbol_table;
 use crate::{error, token::public_keys::PublicKeys};
 
 use super::{Check, Fact, Predicate, Rule, Term, World};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymbolTable {
-    symbols: Vec<String>,
+    /// capvault patch: shared strings, so that cloning a table (an authorizer per request) copies no string.
+    symbols: Vec<Arc<str>>,
     pub(crate) public_keys: PublicKeys,
 }
 
@@ -69,7 +71,7 @@ impl SymbolTable {
         }
 
         Ok(SymbolTable {
-            symbols,
+            symbols: symbols.into_iter().map(Arc::from).collect(),
             public_keys: PublicKeys::new(),
         })
     }
@@ -97,10 +99,10 @@ impl SymbolTable {
             return index as u64;
         }
 
-        match self.symbols.iter().position(|sym| sym.as_str() == s) {
+        match self.symbols.iter().position(|sym| sym.as_ref() == s) {
             Some(index) => (OFFSET + index) as u64,
             None => {
-                self.symbols.push(s.to_string());
+                self.symbols.push(Arc::from(s));
                 (OFFSET + (self.symbols.len() - 1)) as u64
             }
         }
@@ -118,12 +120,12 @@ impl SymbolTable {
 
         self.symbols
             .iter()
-            .position(|sym| sym.as_str() == s)
+            .position(|sym| sym.as_ref() == s)
             .map(|i| (OFFSET + i) as SymbolIndex)
     }
 
     pub fn strings(&self) -> Vec<String> {
-        self.symbols.clone()
+        self.symbols.iter().map(|s| s.to_string()).collect()
     }
 
     pub fn current_offset(&self) -> usize {
@@ -147,7 +149,7 @@ impl SymbolTable {
         if i >= OFFSET as u64 {
             self.symbols
                 .get((i - OFFSET as u64) as usize)
-                .map(|s| s.as_str())
+                .map(|s| s.as_ref())
         } else {
             DEFAULT_SYMBOLS.get(i as usize).copied()
         }
