@@ -759,7 +759,9 @@ impl std::default::Default for RunLimits {
 
 #[derive(Clone, Debug, Default)]
 pub struct FactSet {
-    pub(crate) inner: HashMap<Origin, HashSet<Fact>>,
+    /// capvault patch: each origin's facts are shared until written (Arc::make_mut), so that cloning a prepared
+    /// authorizer's world copies no fact.
+    pub(crate) inner: HashMap<Origin, std::sync::Arc<HashSet<Fact>>>,
 }
 
 impl FactSet {
@@ -768,10 +770,10 @@ impl FactSet {
             None => {
                 let mut set = HashSet::new();
                 set.insert(fact);
-                self.inner.insert(origin.clone(), set);
+                self.inner.insert(origin.clone(), std::sync::Arc::new(set));
             }
             Some(set) => {
-                set.insert(fact);
+                std::sync::Arc::make_mut(set).insert(fact);
             }
         }
     }
@@ -809,7 +811,7 @@ impl FactSet {
     pub fn merge(&mut self, other: FactSet) {
         for (origin, facts) in other.inner {
             let entry = self.inner.entry(origin).or_default();
-            entry.extend(facts.into_iter());
+            std::sync::Arc::make_mut(entry).extend(std::sync::Arc::unwrap_or_clone(facts));
         }
     }
 }
@@ -818,7 +820,7 @@ impl Extend<(Origin, Fact)> for FactSet {
     fn extend<T: IntoIterator<Item = (Origin, Fact)>>(&mut self, iter: T) {
         for (origin, fact) in iter {
             let entry = self.inner.entry(origin).or_default();
-            entry.insert(fact);
+            std::sync::Arc::make_mut(entry).insert(fact);
         }
     }
 }
@@ -831,7 +833,7 @@ impl IntoIterator for FactSet {
     fn into_iter(self) -> Self::IntoIter {
         Box::new(
             self.inner.into_iter().flat_map(move |(ids, facts)| {
-                facts.into_iter().map(move |fact| (ids.clone(), fact))
+                std::sync::Arc::unwrap_or_clone(facts).into_iter().map(move |fact| (ids.clone(), fact))
             }),
         )
     }

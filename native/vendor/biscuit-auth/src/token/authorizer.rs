@@ -236,7 +236,7 @@ impl Authorizer {
 
         res.inner
             .into_iter()
-            .flat_map(|(_, set)| set.into_iter())
+            .flat_map(|(_, set)| std::sync::Arc::unwrap_or_clone(set).into_iter())
             .map(|f| Fact::convert_from(&f, &self.symbols))
             .map(|fact| {
                 fact.map_err(error::Token::Format)
@@ -716,7 +716,7 @@ impl std::fmt::Display for Authorizer {
         let mut all_facts = BTreeMap::new();
         for (origin, factset) in &self.world.facts.inner {
             let mut facts = HashSet::new();
-            for fact in factset {
+            for fact in factset.iter() {
                 facts.insert(self.symbols.print_fact(fact));
             }
 
