@@ -15,8 +15,9 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 
 /** Whether `name` (any case) is hop-by-hop on its own, whatever the Connection header says. */
 export function isHopByHopHeader(name: string): boolean {
+  if (HOP_BY_HOP_HEADERS.has(name) || name.startsWith("proxy-")) return true; // names usually come lower-case
   const n = name.toLowerCase();
-  return HOP_BY_HOP_HEADERS.has(n) || n.startsWith("proxy-");
+  return n !== name && (HOP_BY_HOP_HEADERS.has(n) || n.startsWith("proxy-"));
 }
 
 /**

@@ -56,11 +56,14 @@ export function filterResponseHeaders(headers: readonly Header[], extra: readonl
   for (const h of headers) {
     const name = h.name.toLowerCase();
     if (isHopByHopHeader(name) || listed?.has(name) || NEVER_RETURNED.has(name)) continue;
-    if (RESPONSE_HEADER_ALLOWLIST.has(name) || extraNames.has(name) || RESPONSE_HEADER_ALLOWED_PREFIXES.some((p) => name.startsWith(p))) {
-      out.push({ name, value: h.value });
-    }
+    if (RESPONSE_HEADER_ALLOWLIST.has(name) || extraNames.has(name) || hasAllowedPrefix(name)) out.push({ name, value: h.value });
   }
   return out;
+}
+
+function hasAllowedPrefix(name: string): boolean {
+  for (const prefix of RESPONSE_HEADER_ALLOWED_PREFIXES) if (name.startsWith(prefix)) return true;
+  return false;
 }
 
 const NO_EXTRA: readonly string[] = Object.freeze([]);

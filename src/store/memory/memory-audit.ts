@@ -144,34 +144,57 @@ export class MemoryAudit implements AuditRepository {
 }
 
 /**
- * An event as stored: every field written out, the time as epoch milliseconds (an object of one fixed shape with no
- * Date in it, which JSON.stringify serializes on its fast path).
+ * An event as stored: its fields as one JSON array in a fixed order (no key names to write or read; the time as epoch
+ * milliseconds, so that JSON.stringify stays on its fast path). STORED_FIELDS is the order.
  */
 function toJson(e: AuditRecord): string {
-  return JSON.stringify({
-    id: e.id,
-    tenant: e.tenant,
-    writer: e.writer,
-    sequence: e.sequence,
-    time: e.time.getTime(),
-    action: e.action,
-    subject: e.subject,
-    delegationChain: e.delegationChain,
-    connection: e.connection,
-    provider: e.provider,
-    method: e.method,
-    path: e.path,
-    decision: e.decision,
-    reason: e.reason,
-    detail: e.detail,
-    upstreamStatus: e.upstreamStatus,
-    latencyMs: e.latencyMs,
-    previousHash: e.previousHash,
-    hash: e.hash,
-  });
+  return JSON.stringify([
+    e.id,
+    e.tenant,
+    e.writer,
+    e.sequence,
+    e.time.getTime(),
+    e.action,
+    e.subject,
+    e.delegationChain,
+    e.connection,
+    e.provider,
+    e.method,
+    e.path,
+    e.decision,
+    e.reason,
+    e.detail,
+    e.upstreamStatus,
+    e.latencyMs,
+    e.previousHash,
+    e.hash,
+  ]);
 }
 
+const STORED_FIELDS = [
+  "id",
+  "tenant",
+  "writer",
+  "sequence",
+  "time",
+  "action",
+  "subject",
+  "delegationChain",
+  "connection",
+  "provider",
+  "method",
+  "path",
+  "decision",
+  "reason",
+  "detail",
+  "upstreamStatus",
+  "latencyMs",
+  "previousHash",
+  "hash",
+] as const;
+
 function fromJson(stored: string): AuditRecord {
-  const event = JSON.parse(stored) as Omit<AuditRecord, "time"> & { time: number };
+  const values = JSON.parse(stored) as unknown[];
+  const event = Object.fromEntries(STORED_FIELDS.map((field, i) => [field, values[i]])) as Omit<AuditRecord, "time"> & { time: number };
   return { ...event, time: new Date(event.time) };
 }
