@@ -51,7 +51,7 @@ export interface CallContext {
   bearerToken(): string | undefined;
   /** What the handler learned for the call's access log line (access-log.ts). */
   access: AccessFields;
-  /** Release the deadline timer and the cancellation listener once the handler has answered. */
+  /** Release the cancellation listener once the handler has answered. */
   finished(): void;
 }
 
@@ -64,24 +64,28 @@ class ServerCallContext implements CallContext {
   readonly metadata: Metadata;
   readonly cancellation = new CallCancellation();
   readonly deadline: Date | undefined;
-  readonly peer: string;
   readonly access: AccessFields = {};
-  private readonly timer: NodeJS.Timeout | undefined;
-  private readonly onCancelled = () => this.cancellation.abort(new CapvaultError("CANCELLED"));
+  /**
+   * grpc-js ends a call whose deadline passes itself (its own timer answers DEADLINE_EXCEEDED and closes the stream),
+   * then reports it "cancelled", as it does for a client's cancellation: the reason is told apart by the clock, so the
+   * call needs no timer of its own.
+   */
+  private readonly onCancelled = () => {
+    const deadline = this.deadline?.getTime();
+    this.cancellation.abort(new CapvaultError(deadline !== undefined && Date.now() >= deadline ? "DEADLINE_EXCEEDED" : "CANCELLED"));
+  };
   private controller: AbortController | undefined;
 
   constructor(private readonly call: ServerCall) {
     this.metadata = call.metadata;
-    this.peer = call.getPeer();
     // grpc-js also emits "cancelled" after a call it has answered normally: finished() stops listening first.
     (call as ServerUnaryCall<unknown, unknown>).once("cancelled", this.onCancelled);
     const raw = call.getDeadline();
     this.deadline = raw instanceof Date ? raw : Number.isFinite(raw) ? new Date(raw as number) : undefined;
-    if (this.deadline) {
-      const cancellation = this.cancellation;
-      this.timer = setTimeout(() => cancellation.abort(new CapvaultError("DEADLINE_EXCEEDED")), Math.max(0, this.deadline.getTime() - Date.now()));
-      this.timer.unref(); // finished() clears it; after a cancellation it fires into an aborted cancellation: a no-op
-    }
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
   }
 
   /** An AbortSignal that follows `cancellation`, made on first use. */
@@ -96,7 +100,6 @@ class ServerCallContext implements CallContext {
   }
 
   finished(): void {
-    clearTimeout(this.timer);
     (this.call as ServerUnaryCall<unknown, unknown>).removeListener("cancelled", this.onCancelled);
   }
 

@@ -3,6 +3,7 @@ import { loadPackageDefinition } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath } from "grpc-health-check";
 import { afterEach, describe, expect, it } from "vitest";
+import { CapvaultError } from "../../src/errors/capvault-error.js";
 import { readErrorDetails } from "../../src/errors/grpc-status.js";
 import { CapabilityServiceClient, type InspectRequest, type InspectResponse } from "../../src/gen/capvault/v1/capability.js";
 import { ProxyServiceClient } from "../../src/gen/capvault/v1/proxy.js";
@@ -99,8 +100,9 @@ describe("gRPC server", () => {
     expect(await healthStatus(server.address)).toBe("SERVING");
   });
 
-  it("honours the caller's deadline: the handler sees its signal abort", async () => {
+  it("honours the caller's deadline: the handler sees its signal abort, with DEADLINE_EXCEEDED", async () => {
     let aborted = false;
+    let reason: unknown;
     server = await startGrpcServer({
       addr: "127.0.0.1:0",
       maxMessageBytes: 1 << 20,
@@ -109,6 +111,7 @@ describe("gRPC server", () => {
           inspect: unary<InspectRequest, InspectResponse>("Inspect", async (_req, ctx) => {
             await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
             aborted = true;
+            reason = ctx.signal.reason;
             return { blocks: [], rootKeyId: "", revocationIds: [], tenant: "", subject: "", revoked: false };
           }),
         },
@@ -118,6 +121,7 @@ describe("gRPC server", () => {
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
     await new Promise((r) => setTimeout(r, 100));
     expect(aborted).toBe(true);
+    expect(CapvaultError.is(reason, "DEADLINE_EXCEEDED")).toBe(true);
   });
 
   it("a call answered normally leaves its signal alone (grpc-js emits 'cancelled' after every answer)", async () => {
