@@ -240,19 +240,21 @@ async function main(): Promise<void> {
      */
     const brokerCounters = async () => {
       const text = await (await fetch(capvault.metricsUrl)).text();
-      const total = (name: string): number => {
+      const total = (name: string, required = true): number => {
         let sum = 0;
         let found = false;
         for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))) {
           sum += Number(m[1]);
           found = true;
         }
-        if (!found) throw new Error(`the broker's metrics carry no ${name}`);
+        if (!found && required) throw new Error(`the broker's metrics carry no ${name}`);
         return sum;
       };
       const step = (name: string) => ({ seconds: total(`${name}_sum`), count: total(`${name}_count`) });
       return {
         hits: total("capvault_decision_cache_hits_total"),
+        // Native authorizations run on libuv's threads rather than inline (none on the wasm runtime).
+        offloaded: total("capvault_native_authorizations_offloaded_total", false),
         call: step("capvault_proxy_call_duration_seconds"),
         admission: step("capvault_proxy_authorization_duration_seconds"),
         upstream: step("capvault_proxy_upstream_duration_seconds"),
@@ -363,6 +365,8 @@ async function main(): Promise<void> {
       calls: number;
       /** Authorizations the broker answered from its decision cache during the segment (capvault variants). */
       cacheHits?: number;
+      /** Native authorizations run off the event loop during the segment (capvault variants). */
+      offloaded?: number;
       /** The broker's own mean times of a call and of its admission and upstream steps, ms (capvault variants). */
       steps?: { call: number; admission: number; upstream: number };
     }
@@ -385,6 +389,7 @@ async function main(): Promise<void> {
         calls: n,
         ...(before === undefined ? {} : await brokerCounters().then((after) => ({
           cacheHits: after.hits - before.hits,
+          offloaded: after.offloaded - before.offloaded,
           steps: { call: meanMs(before, after, "call"), admission: meanMs(before, after, "admission"), upstream: meanMs(before, after, "upstream") },
         }))),
       };
@@ -460,6 +465,11 @@ async function main(): Promise<void> {
       return `(${v}) ${hits} of ${n}`;
     });
     if (hitCounts.length) p(`decision cache hits during the rounds (capvault_decision_cache_hits_total): ${hitCounts.join(", ")}`);
+    const offloadCounts = ORDER.filter((v) => server[v] === broker.pid).map((v) => {
+      const measured = CONCURRENCIES.flatMap((conc) => results[`${v}@${conc}`] ?? []);
+      return `(${v}) ${measured.reduce((sum, m) => sum + (m.offloaded ?? 0), 0)}`;
+    });
+    if (offloadCounts.length) p(`native authorizations run off the event loop during the rounds: ${offloadCounts.join(", ")}`);
     // At concurrency 1 only: at 64 every step's time is mostly its wait for the busy event loop.
     const withSteps = ORDER.filter((v) => server[v] === broker.pid && results[`${v}@1`]?.[0]?.steps);
     if (withSteps.length) {

@@ -17,11 +17,14 @@ interface KnownToken {
   facts: TokenFacts & { identity: NonNullable<TokenFacts["identity"]> };
   /**
    * How long its authorizations take, in microseconds: the first measured run, then a moving average (Infinity before
-   * the first, for a token that may run long). Averaged so that one run slowed by the machine (a preempted thread, a
-   * cold cache) does not send the token's next calls through a thread hop, while a token whose runs are long (or
-   * turn long) moves off the event loop within a few calls.
+   * the first, for a token that may run long). Averaged, each run counted for at most about twice the average
+   * after its first run (nextRunAverage), so that one run slowed by the machine (a preempted thread, a cold cache)
+   * does not send the token's next calls through a thread hop, while a token whose runs are long moves off the event
+   * loop at its first run and one whose runs turn long within a few calls.
    */
   runMicros: number;
+  /** Runs measured so far (the first is not capped: nextRunAverage). */
+  runs: number;
 }
 
 /** A token kept by its digest: verified (or being verified) under this root key. */
@@ -40,6 +43,19 @@ interface TokenEntry {
 const INLINE_BELOW_MICROS = 150;
 /** Weight of the newest run in a token's moving average of run times. */
 const RUN_AVERAGE_WEIGHT = 0.25;
+
+/**
+ * A token's average run time after one more run of `us` microseconds (`average` Infinity: nothing measured yet, the
+ * run is taken as it is). A token's first run moves its average by a quarter of the difference, whatever it is, so
+ * that a heavy token leaves the event loop at once. After that a run counts for at most twice the average plus a third
+ * of the inline bound: one run stretched by the machine (a preempted thread: hundreds of microseconds on a busy host)
+ * moves the average a little, while runs that are long every time still carry it past the bound within a few calls.
+ */
+export function nextRunAverage(average: number, us: number, firstRun: boolean): number {
+  if (!Number.isFinite(average)) return us;
+  const counted = firstRun ? us : Math.min(us, 2 * average + INLINE_BELOW_MICROS / 3);
+  return average + RUN_AVERAGE_WEIGHT * (counted - average);
+}
 
 /** Options of the native authorizer. */
 export interface NativeAuthorizerOptions {
@@ -120,7 +136,7 @@ export class NativeAuthorizer {
       let result = parseResult(await run());
       // A Timeout on a preempted thread says nothing about the token: retried, as the worker path does.
       for (let attempt = 1; attempt < 3 && "Err" in result && isTimeout(result.Err); attempt++) result = parseResult(await run());
-      token.runMicros = Number.isFinite(token.runMicros) ? token.runMicros + RUN_AVERAGE_WEIGHT * (result.us - token.runMicros) : result.us;
+      token.runMicros = nextRunAverage(token.runMicros, result.us, token.runs++ === 0);
       let outcome;
       if ("Ok" in result) outcome = { ok: true as const, policy: result.Ok };
       else {
@@ -199,7 +215,7 @@ export class NativeAuthorizer {
       throw err;
     }
     const facts = decoded.facts as KnownToken["facts"];
-    return { native, revocationIds: native.revocationIds(), facts, runMicros: looksShort(facts) ? 0 : Number.POSITIVE_INFINITY };
+    return { native, revocationIds: native.revocationIds(), facts, runMicros: looksShort(facts) ? 0 : Number.POSITIVE_INFINITY, runs: 0 };
   }
 
   private policies(set: PolicySetWire): NativePolicyTemplate {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Capabilities } from "../../src/capabilities/capabilities.js";
 import { loadNativeBiscuit } from "../../src/capabilities/binding/native-loader.js";
+import { nextRunAverage } from "../../src/capabilities/native-authorizer.js";
 import type { AuthorizeOptions } from "../../src/capabilities/authorize.js";
 import type { PolicySet } from "../../src/capabilities/policies.js";
 import { generateRootKey, toPublicKey } from "../../src/capabilities/root-keys.js";
@@ -299,5 +300,30 @@ describe("choosing the runtime", () => {
     } finally {
       await caps.close();
     }
+  });
+});
+
+describe("a token's average run time (where its next authorization runs)", () => {
+  const BOUND = 150; // INLINE_BELOW_MICROS
+  const runAll = (start: number, runs: number[]) => runs.reduce((avg, us, i) => nextRunAverage(avg, us, i === 0), start);
+
+  it("one run stretched by the machine leaves a short token on the event loop", () => {
+    const settled = runAll(0, [20, 20, 20, 20, 20, 20]);
+    expect(settled).toBeLessThan(25);
+    const afterSpike = nextRunAverage(settled, 5000, false); // a preempted thread
+    expect(afterSpike).toBeLessThan(BOUND);
+    expect(nextRunAverage(afterSpike, 5000, false)).toBeLessThan(BOUND); // even a second one in a row
+  });
+
+  it("a token whose runs turn long moves off within a few calls; one long from its first run at once", () => {
+    let avg = runAll(0, [20, 20, 20, 20]);
+    let calls = 0;
+    while (avg < BOUND) {
+      avg = nextRunAverage(avg, 400, false);
+      calls++;
+    }
+    expect(calls).toBeLessThanOrEqual(6);
+    expect(nextRunAverage(0, 2000, true)).toBeGreaterThanOrEqual(BOUND); // a short-looking token's heavy first run
+    expect(nextRunAverage(Number.POSITIVE_INFINITY, 90, true)).toBe(90); // measured off the loop first: taken as is
   });
 });
