@@ -39,6 +39,10 @@ interface Waiting {
   entry: AuditEntry;
   resolve: (record: AuditRecord) => void;
   reject: (err: unknown) => void;
+  /** Answered: stored, or given up after commitTimeoutMs (the event itself stays queued). */
+  settled: boolean;
+  /** performance.now() after which the caller stops waiting. */
+  expiresAt: number;
 }
 
 /**
@@ -148,10 +152,64 @@ export class AuditLog {
   }
 
   private enqueue(entry: AuditEntry): Promise<AuditRecord> {
-    const stored = new Promise<AuditRecord>((resolve, reject) => this.waiting.push({ entry, resolve, reject }));
+    const stored = new Promise<AuditRecord>((resolve, reject) => {
+      const waiting: Waiting = { entry, resolve, reject, settled: false, expiresAt: performance.now() + this.commitTimeoutMs };
+      this.waiting.push(waiting);
+      this.commits.push(waiting);
+      this.unsettled++;
+    });
+    this.watchExpiry();
     this.writing ??= this.writeAll();
-    // The caller stops waiting; the event itself stays queued and is stored when the database allows.
-    return withTimeout(stored, this.commitTimeoutMs, "the audit event was not stored in time");
+    return stored;
+  }
+
+  /**
+   * Every commit not yet answered, oldest first: they share one timeout, so they expire in this order, and one timer
+   * (armed for the oldest) stands for all of them instead of a timer per commit. Answered ones are dropped from the front.
+   */
+  private readonly commits: Waiting[] = [];
+  private commitsHead = 0;
+  private unsettled = 0;
+  private expiry: NodeJS.Timeout | undefined;
+
+  /** Keep the expiry timer armed (and holding the process open) while a commit waits; idle otherwise. */
+  private watchExpiry(): void {
+    if (this.expiry === undefined) this.expiry = setTimeout(() => this.expire(), this.commitTimeoutMs);
+    else if (this.unsettled === 1) this.expiry.ref();
+  }
+
+  /** The caller stops waiting; the event itself stays queued and is stored when the database allows. */
+  private expire(): void {
+    this.expiry = undefined;
+    const now = performance.now();
+    for (; this.commitsHead < this.commits.length; this.commitsHead++) {
+      const waiting = this.commits[this.commitsHead];
+      if (waiting.settled) continue;
+      if (waiting.expiresAt > now) break;
+      this.answer(waiting);
+      waiting.reject(new CapvaultError("AUDIT_WRITE_FAILED", "the audit event was not stored in time"));
+    }
+    this.dropAnswered();
+    if (this.unsettled > 0) {
+      this.expiry = setTimeout(() => this.expire(), Math.max(1, this.commits[this.commitsHead].expiresAt - now));
+    }
+  }
+
+  /** Mark a commit answered; once none waits, the timer no longer holds the process open. */
+  private answer(waiting: Waiting): void {
+    waiting.settled = true;
+    if (--this.unsettled === 0) this.expiry?.unref();
+  }
+
+  private dropAnswered(): void {
+    while (this.commitsHead < this.commits.length && this.commits[this.commitsHead].settled) this.commitsHead++;
+    if (this.commitsHead === this.commits.length) {
+      this.commits.length = 0;
+      this.commitsHead = 0;
+    } else if (this.commitsHead >= 1024) {
+      this.commits.splice(0, this.commitsHead);
+      this.commitsHead = 0;
+    }
   }
 
   private async writeAll(): Promise<void> {
@@ -168,7 +226,12 @@ export class AuditLog {
       const records = await this.chain(batch.map((w) => w.entry));
       await this.storeDurably(records);
       this.inFlight = 0;
-      batch.forEach((w, i) => w.resolve(records[i]));
+      batch.forEach((w, i) => {
+        if (w.settled) return; // its caller gave up waiting; the event is stored all the same
+        this.answer(w);
+        w.resolve(records[i]);
+      });
+      this.dropAnswered();
     }
     this.writing = undefined;
   }

@@ -106,11 +106,10 @@ let nextCompiledId = 1;
  * compilations never share an id, so the key stays exact). Anything else is compiled afresh and keyed by its text.
  */
 function compiledFor(request: AccessRequest, now: Date, second: number, limits: CapabilityLimits): CompiledFor {
-  const frozen = isDeeplyFrozen(request);
-  if (frozen) {
-    const known = compiledRequests.get(request);
-    if (known && known.second === second && known.limits === limits) return known;
-  }
+  // Only deeply frozen requests are ever kept, and freezing cannot be undone: a kept request needs no second look.
+  const known = compiledRequests.get(request);
+  if (known && known.second === second && known.limits === limits) return known;
+  const frozen = known !== undefined || isDeeplyFrozen(request);
   const compiled = compileRequest(request, now, limits);
   if (!frozen) return { second, limits, compiled, requestKey: `${compiled.snippet.code}\u0000${paramsJson(compiled.snippet.params)}` };
   const entry = { second, limits, compiled, requestKey: `#${nextCompiledId++}` };

@@ -118,6 +118,28 @@ describe.each(STORE_BACKENDS)("audit log on $name", (backend) => {
     expect(await verifyAuditChain(sut.store.audit, "acme")).toMatchObject({ ok: true, eventsChecked: 31 });
   });
 
+  it("a caller stops waiting commitTimeoutMs after its own commit, whatever earlier commits did", async () => {
+    sut = await backend.open();
+    const faulty = new FaultyAudit(sut.store.audit);
+    const log = new AuditLog(faulty, { commitTimeoutMs: 300 });
+    await log.recordAndWait(entry(0)); // answered at once
+    await new Promise((r) => setTimeout(r, 200));
+    faulty.down = true;
+    const committedAt = performance.now();
+    const late = log.reserve().commit(entry(1));
+    const outcome = await late.then(
+      () => "stored",
+      (err: { reason?: string }) => err.reason,
+    );
+    const waited = performance.now() - committedAt;
+    expect(outcome).toBe("AUDIT_WRITE_FAILED");
+    expect(waited).toBeGreaterThanOrEqual(290); // not when the first commit's time ran out
+    expect(waited).toBeLessThan(1500);
+    faulty.down = false;
+    expect(await log.flush(10_000)).toBe(true);
+    expect(await allEvents(sut.store.audit, "acme")).toHaveLength(2); // given up by its caller, stored all the same
+  });
+
   it("gives up a write that never answers and retries it: the writer recovers and stores each event once", async () => {
     sut = await backend.open();
     const faulty = new FaultyAudit(sut.store.audit);
