@@ -93,33 +93,16 @@ export class BrokerMetrics {
    */
   timeAuthorization<T>(admit: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const observe = () => this.authorizationDuration.observe((performance.now() - started) / 1000);
-    return settled(admit).then(
-      (result) => {
-        observe();
-        return result;
-      },
-      (err: unknown) => {
-        observe();
-        throw err;
-      },
-    );
+    return timed(admit, () => this.authorizationDuration.observe((performance.now() - started) / 1000));
   }
 
   /** Time one upstream call: its outcome is the status class, or `error` when no response came. */
   timeUpstream<T extends { status: number }>(provider: string, call: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const observe = (outcome: string) => this.upstreamDuration.observe((performance.now() - started) / 1000, provider || "none", outcome);
-    return settled(call).then(
-      (response) => {
-        observe(STATUS_CLASSES[Math.floor(response.status / 100)] ?? `${Math.floor(response.status / 100)}xx`);
-        return response;
-      },
-      (err: unknown) => {
-        observe("error");
-        throw err;
-      },
-    );
+    return timed(call, (response) => {
+      const outcome = response === undefined ? "error" : (STATUS_CLASSES[Math.floor(response.status / 100)] ?? `${Math.floor(response.status / 100)}xx`);
+      this.upstreamDuration.observe((performance.now() - started) / 1000, provider || "none", outcome);
+    });
   }
 
   /** An OAuth refresh event (action "refresh"); other OAuth events are not counted here. */
@@ -214,11 +197,25 @@ function monotonic(registers: Registry[], name: string, help: string, read: () =
 /** Status class labels, written once. */
 const STATUS_CLASSES: readonly string[] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/** `step()`, with a synchronous throw turned into a rejection (as an async function would). */
-function settled<T>(step: () => Promise<T>): Promise<T> {
+/**
+ * `step()`, with `done` told its result (undefined when it failed) once it settles; a synchronous throw becomes a
+ * rejection, as in an async function.
+ */
+function timed<T>(step: () => Promise<T>, done: (result: T | undefined) => void): Promise<T> {
+  let running: Promise<T>;
   try {
-    return step();
+    running = step();
   } catch (err) {
-    return Promise.reject(err);
+    running = Promise.reject(err);
   }
+  return running.then(
+    (result) => {
+      done(result);
+      return result;
+    },
+    (err: unknown) => {
+      done(undefined);
+      throw err;
+    },
+  );
 }
